@@ -1,0 +1,1 @@
+"""Data layer: file-format sources, annotation files, weak-label simulation, candidate maps, datasets."""
