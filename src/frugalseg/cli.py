@@ -1,0 +1,131 @@
+"""The ``frugalseg`` command line: parse arguments, call the library, print errors without tracebacks.
+
+Sub-commands (DESIGN.md "Command line")::
+
+    frugalseg simulate --data DIR --kind points|scribbles|boxes|tags|budget [--budget FILE] --seed N --out FILE
+    frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume] [--overwrite]
+    frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
+    frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
+    frugalseg demo [--out DIR]
+    frugalseg bench [--schedule quick|paper] [--only ROW ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from frugalseg import __version__
+from frugalseg.errors import FrugalsegError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frugalseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"frugalseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="write an annotation file of weak labels simulated from the masks")
+    p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout)")
+    p.add_argument("--kind", required=True, choices=["points", "scribbles", "boxes", "tags", "budget"])
+    p.add_argument("--budget", type=Path, help="budget file (YAML/JSON) for --kind budget, or a shipped budget name")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="annotation file to write (.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+    p = sub.add_parser("train", help="train a configured run")
+    p.add_argument("config", help="YAML config file or the name of a shipped config (e.g. acdc_pce)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.iterations=2000 schedule=quick")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<config>-s<seed>)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+    p = sub.add_parser("eval", help="per-volume Dice/Jaccard/HD95/ASD of a checkpoint")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--list", type=Path, dest="case_list", help="file of case ids to evaluate (default: val split)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+
+    p = sub.add_parser("predict", help="write NIfTI label maps predicted by a checkpoint")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--input", required=True, type=Path, help="a data folder or one image file")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device")
+
+    p = sub.add_parser("demo", help="train on the bundled sample and write a report")
+    p.add_argument("--out", type=Path, default=Path("frugalseg-demo"))
+    p.add_argument("--iterations", type=int, help="iterations per run (default: the demo's own)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("bench", help="rebuild the results tables (arrives with the bench issue)")
+    p.add_argument("--schedule", choices=["quick", "paper"], default="quick")
+    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--out", type=Path, default=Path("bench"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except FrugalsegError as exc:
+        print(f"frugalseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"frugalseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "simulate":
+        from frugalseg.data.simulate import simulate_file
+
+        ann = simulate_file(args.data, args.kind, args.seed, args.out, overwrite=args.overwrite, budget=args.budget)
+        print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
+        return 0
+    if args.command == "train":
+        from frugalseg.config import load_config
+        from frugalseg.engine.trainer import Trainer, default_run_dir
+
+        config = load_config(args.config, args.overrides)
+        out = args.out or default_run_dir(config)
+        result = Trainer(config, out, resume=args.resume, overwrite=args.overwrite,
+                         progress=not args.no_progress).run()
+        print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, "
+              f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}")
+        return 0
+    if args.command == "eval":
+        from frugalseg.commands.evaluate import evaluate_checkpoint
+
+        res = evaluate_checkpoint(args.checkpoint, args.data, args.out, case_list=args.case_list,
+                                  overwrite=args.overwrite, device=args.device)
+        print(json.dumps(res.summary["overall"], indent=2))
+        print(f"wrote {res.csv_path} and {res.json_path}")
+        return 0
+    if args.command == "predict":
+        from frugalseg.commands.predict import predict_to_nifti
+
+        paths = predict_to_nifti(args.checkpoint, args.input, args.out, overwrite=args.overwrite, device=args.device)
+        print(f"wrote {len(paths)} label map(s) to {args.out}")
+        return 0
+    if args.command == "demo":
+        from frugalseg.commands.demo import run_demo
+
+        report = run_demo(args.out, iterations=args.iterations, overwrite=args.overwrite)
+        print(f"demo report: {report}")
+        return 0
+    if args.command == "bench":
+        print("frugalseg bench arrives with the bench issue (#8); nothing was run.", file=sys.stderr)
+        return 2
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

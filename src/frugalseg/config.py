@@ -1,0 +1,261 @@
+"""One validated configuration schema for every run, loaded from YAML with dotted overrides.
+
+A run is fully described by one :class:`RunConfig`: which method, which data
+and annotations, which network, which optimiser and schedule. Shipped configs
+live in ``frugalseg/configs/``; each carries two schedules (``paper``: the
+paper's input size and iterations; ``quick``: a reduced one a 2-core CPU
+finishes in minutes) as override blocks, selected by ``schedule``.
+
+Every key is checked before any work starts: an unknown key or a bad value
+raises :class:`~frugalseg.errors.ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from frugalseg.errors import ConfigError
+
+DATA_ENV = "FRUGALSEG_DATA"
+"""Environment variable giving ``data.root`` when a config leaves it unset (as nnU-Net's ``nnUNet_raw``)."""
+
+
+class StrEnum(str, Enum):
+    """String-valued enum that accepts plain strings in configs (Python 3.10 has no ``enum.StrEnum``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Precision(StrEnum):
+    """Mixed precision: ``auto`` = bf16 autocast on CPU, bf16 on GPUs that support it, else fp16."""
+
+    AUTO = "auto"
+    OFF = "off"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+class OptimizerName(StrEnum):
+    SGD = "sgd"
+    ADAMW = "adamw"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SimulateConfig(_Strict):
+    """Annotations simulated from the training masks at the start of a run (written into the run folder)."""
+
+    kind: str = Field(description="points | scribbles | boxes | tags | budget")
+    seed: int = 0
+    budget: str | None = Field(default=None, description="budget file; a bare name is looked up in configs/budgets/")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataConfig(_Strict):
+    """Where the images are and which annotations the run may use."""
+
+    root: str | None = Field(default=None, description=f"data folder; unset: ${DATA_ENV}")
+    format: str | None = Field(default=None, description="source name; unset: recognised from the folder")
+    annotations: str | None = Field(default=None, description="annotation file (frugalseg.annotations/1)")
+    simulate: SimulateConfig | None = None
+    train_list: str | None = Field(default=None, description="file of training case ids; unset: the source's split")
+    val_list: str | None = Field(default=None, description="file of validation case ids; unset: the source's split")
+    patch_size: tuple[int, int] = (256, 256)
+    augment: bool = True
+    mask_items_per_batch: int | None = Field(
+        default=None, description="two-stream batches: this many items with masks per batch (SSL4MIS labeled_bs)"
+    )
+    num_workers: int = Field(default=0, ge=0)
+
+    @field_validator("patch_size")
+    @classmethod
+    def _divisible(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if any(s <= 0 or s % 16 for s in v):
+            raise ValueError(f"patch_size {v} must be positive multiples of 16 (four 2x down-samplings)")
+        return v
+
+    def resolved_root(self) -> Path:
+        """``root``, or ``$FRUGALSEG_DATA`` when unset; :class:`ConfigError` if neither is given."""
+        root = self.root or os.environ.get(DATA_ENV)
+        if not root:
+            raise ConfigError(f"data.root is not set and ${DATA_ENV} is empty: say where the data is")
+        return Path(root).expanduser()
+
+
+class ModelConfig(_Strict):
+    """The U-Net (defaults: the SSL4MIS/ACTION U-Net, methods/README.md §0)."""
+
+    features: tuple[int, ...] = (16, 32, 64, 128, 256)
+    dropout: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+    norm: str = "batch"
+    upsample: str = "bilinear"
+    deep_supervision: bool = False
+    ds_hidden: int = 64
+
+
+class OptimConfig(_Strict):
+    """Optimiser and learning-rate schedule (defaults: SGD 0.01 / 0.9 / 1e-4, poly 0.9, as all three code bases)."""
+
+    name: OptimizerName = OptimizerName.SGD
+    lr: float = Field(default=0.01, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    poly_power: float = Field(default=0.9, ge=0)
+    warmup_iterations: int = Field(default=0, ge=0)
+    grad_clip: float | None = Field(default=None, gt=0)
+
+
+class TrainConfig(_Strict):
+    """Length, batch, precision, and how often to validate, log and save."""
+
+    iterations: int = Field(default=30000, gt=0)
+    batch_size: int = Field(default=24, gt=0)
+    seed: int = 0
+    precision: Precision = Precision.AUTO
+    channels_last: bool | None = Field(default=None, description="unset: on for CPU and CUDA")
+    val_every: int = Field(default=200, gt=0)
+    val_batch_size: int = Field(default=16, gt=0)
+    checkpoint_every: int = Field(default=500, gt=0)
+    log_every: int = Field(default=10, gt=0)
+    sync_batchnorm: bool = True
+    device: str | None = Field(default=None, description="unset: cuda if available, else cpu")
+    threads: int | None = Field(default=None, gt=0, description="torch intra-op threads; unset: torch's default")
+
+
+class MethodConfig(_Strict):
+    """The method by registry name and its own options (validated by the method's ``Options`` model)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunConfig(_Strict):
+    """Everything one training run needs."""
+
+    method: MethodConfig
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    schedule: str = "paper"
+    schedules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (enums as strings, tuples as lists): stored in checkpoints and run folders."""
+        return self.model_dump(mode="json")
+
+
+def configs_dir() -> Path:
+    """Folder of the configs shipped inside the package."""
+    return Path(str(resources.files("frugalseg") / "configs"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """An existing file path, or the name of a shipped config (``acdc_pce`` or ``acdc_pce.yaml``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    for candidate in (configs_dir() / p.name, configs_dir() / f"{p.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    shipped = sorted(f.stem for f in configs_dir().glob("*.yaml"))
+    raise ConfigError(f"{path}: no such config file (shipped configs: {', '.join(shipped)})")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key.sub=value``; the value is parsed as YAML (``3``, ``0.5``, ``[128,128]``, ``null``, ``true``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return key, value
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:  # noqa: ANN401
+    """Set ``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating dicts along the way."""
+    parts = key.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key!r}: {'.'.join(parts[: i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``tree`` with each dotted override applied in order."""
+    out = copy.deepcopy(tree)
+    for key, value in overrides.items():
+        set_dotted(out, key, value)
+    return out
+
+
+def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source: str = "<config>") -> RunConfig:
+    """Validate a raw config tree: select its schedule, apply overrides, check every key and method option.
+
+    The schedule block (``schedules[schedule]``) is applied first, then the command-line
+    overrides, so ``train.iterations=10`` always wins over the schedule.
+    """
+    cli = dict(parse_override(o) for o in overrides)
+    raw = dict(tree)
+    schedule = cli.get("schedule", raw.get("schedule", "paper"))
+    schedules = raw.get("schedules") or {}
+    if schedules and schedule not in schedules:
+        raise ConfigError(f"{source}: schedule {schedule!r} is not one of {sorted(schedules)}")
+    raw = apply_overrides(raw, schedules.get(schedule, {}))
+    raw = apply_overrides(raw, cli)
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from exc
+    from frugalseg.methods import validate_method_options  # late import: methods import this module
+
+    validate_method_options(config.method, source)
+    return config
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML config (a path or a shipped config's name) and validate it with ``overrides``."""
+    resolved = resolve_config_path(path)
+    try:
+        tree = yaml.safe_load(resolved.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{resolved}: cannot read config ({exc})") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{resolved}: a config must be a mapping of sections, got {type(tree).__name__}")
+    config = build_config(tree, overrides, source=str(resolved))
+    if config.name is None:
+        config.name = resolved.stem
+    return config
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad key: ``train.iteratons: unknown key`` rather than pydantic's default wording."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)

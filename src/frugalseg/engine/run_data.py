@@ -1,0 +1,103 @@
+"""How a run's config becomes data: the source, the annotations, the training set and the validation volumes.
+
+Kept apart from the loop so that ``train``, ``eval``, ``demo`` and the benchmarks build
+data the same way. Everything that can fail on bad input (missing folder, broken
+annotation file, empty list) fails here, before the run writes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from frugalseg.config import RunConfig, configs_dir
+from frugalseg.data.annotations import AnnotationFile, load_annotations
+from frugalseg.data.sources import Source, open_source
+from frugalseg.data.types import Case, SliceItem
+from frugalseg.errors import ConfigError, DataError
+
+
+def read_case_list(path: str | Path) -> list[str]:
+    """Case ids, one a line (blank lines and ``#`` comments skipped); :class:`DataError` if missing or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "case list does not exist")
+    ids = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not ids:
+        raise DataError(path, "case list is empty")
+    return ids
+
+
+def check_ids(source: Source, ids: list[str], list_path: str | Path) -> list[str]:
+    """Every id of a ``--list`` file must be a case of the source: say which are not."""
+    known = set(source.case_ids("all"))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(Path(list_path), f"{len(missing)} case id(s) not in {source.root}: {shown}")
+    return ids
+
+
+def resolve_budget(name: str) -> Path:
+    """A budget file path, or the name of a budget shipped in ``configs/budgets/``."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    for candidate in (configs_dir() / "budgets" / p.name, configs_dir() / "budgets" / f"{p.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"data.simulate.budget: no budget file {name!r} (and none shipped under that name)")
+
+
+@dataclass
+class RunData:
+    """The data of one run."""
+
+    source: Source
+    train_items: list[SliceItem]
+    val_cases: list[Case]
+    annotations: AnnotationFile | None
+
+
+def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_val: bool = True) -> RunData:
+    """Open the source, read the training slices and validation volumes, and read or simulate annotations.
+
+    Args:
+        config: the validated run config.
+        annotations_out: where simulated annotations are written (the run folder), if any.
+        with_val: read the validation volumes too.
+    """
+    source = open_source(config.data.resolved_root(), config.data.format)
+    if config.data.train_list:
+        train_ids = check_ids(source, read_case_list(config.data.train_list), config.data.train_list)
+    else:
+        train_ids = source.case_ids("train")
+    if not train_ids:
+        raise DataError(source.root, "no training cases")
+    items = source.training_slices(train_ids)
+    val_cases: list[Case] = []
+    if with_val:
+        if config.data.val_list:
+            val_ids = check_ids(source, read_case_list(config.data.val_list), config.data.val_list)
+        else:
+            val_ids = source.case_ids("val")
+        val_cases = [source.load_case(i) for i in val_ids]
+    annotations = None
+    if config.data.annotations and config.data.simulate:
+        raise ConfigError("data.annotations and data.simulate are exclusive: give an annotation file or simulate one")
+    if config.data.annotations:
+        grids = {it.item_id: it.shape for it in items}
+        annotations = load_annotations(config.data.annotations, grids=grids)
+    elif config.data.simulate:
+        from frugalseg.data.simulate import simulate_items
+
+        sim = config.data.simulate
+        budget = resolve_budget(sim.budget) if sim.budget else None
+        annotations = simulate_items(
+            items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed, budget=budget, **sim.options
+        )
+        if annotations_out is not None:
+            from frugalseg.data.annotations import save_annotations
+
+            save_annotations(annotations, annotations_out, overwrite=True)
+    return RunData(source, items, val_cases, annotations)

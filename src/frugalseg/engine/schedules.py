@@ -1,0 +1,47 @@
+"""Learning-rate and loss-weight schedules shared by every method (methods/README.md §0).
+
+Pure functions of the iteration, so that a resumed run recomputes them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def poly_lr_factor(iteration: int, max_iterations: int, power: float = 0.9, warmup_iterations: int = 0) -> float:
+    """Multiplier of the base learning rate at ``iteration``: linear warm-up, then ``(1 - t/T) ** power``.
+
+    This is the poly schedule all three reference code bases use (SSL4MIS, WSL4MIS,
+    ACTION: ``lr_0 * (1 - t/T) ** 0.9``), with an optional linear warm-up from 0.
+    """
+    if warmup_iterations and iteration < warmup_iterations:
+        return (iteration + 1) / warmup_iterations
+    progress = min(max(iteration, 0), max_iterations) / max_iterations
+    return max(0.0, 1.0 - progress) ** power
+
+
+def sigmoid_rampup(iteration: float, length: float) -> float:
+    """Mean-teacher ramp-up ``exp(-5 (1 - t/L)^2)`` in [0, 1] (Laine & Aila 2017; SSL4MIS ``ramps.py``).
+
+    ``length == 0`` means no ramp-up (weight 1 from the start).
+    """
+    if length <= 0:
+        return 1.0
+    phase = 1.0 - min(max(iteration, 0.0), length) / length
+    return float(math.exp(-5.0 * phase * phase))
+
+
+def linear_rampup(iteration: float, length: float) -> float:
+    """Linear ramp from 0 to 1 over ``length`` iterations (used by some methods' warm-ups)."""
+    if length <= 0:
+        return 1.0
+    return min(max(iteration, 0.0), length) / length
+
+
+def ema_decay(iteration: int, target: float) -> float:
+    """The EMA teacher's decay at ``iteration``: ``min(1 - 1/(t+1), target)`` (SSL4MIS ``update_ema_variables``).
+
+    Early on the teacher follows the student closely (a teacher of random weights is useless);
+    after ``1/(1-target)`` steps it reaches the target decay.
+    """
+    return min(1.0 - 1.0 / (iteration + 1), target)

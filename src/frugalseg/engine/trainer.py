@@ -1,0 +1,364 @@
+"""The one training loop. It knows no method: it calls ``method.training_step`` and does the rest.
+
+Per iteration: build the batch (a pure function of seed and iteration, so resuming is
+exact), run the method under autocast, sum the weighted losses, back-propagate, clip,
+step the optimiser and the poly schedule, update the EMA teachers, log; every
+``val_every`` iterations evaluate on the validation volumes and keep the best
+checkpoint by mean Dice; every ``checkpoint_every`` iterations save ``last.pt``.
+Under ``torchrun`` the same loop runs on every rank with DistributedDataParallel;
+rank 0 alone logs, evaluates and saves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import default_collate
+from tqdm.auto import tqdm
+
+from frugalseg.config import Precision, RunConfig
+from frugalseg.data.dataset import SliceDataset
+from frugalseg.data.sampling import BatchPlan
+from frugalseg.engine import distributed as dist_utils
+from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from frugalseg.engine.ema import update_ema
+from frugalseg.engine.logs import RunLogger
+from frugalseg.engine.run_data import RunData, load_run_data
+from frugalseg.engine.schedules import ema_decay, poly_lr_factor
+from frugalseg.errors import CheckpointError, DataError, OutputExistsError
+from frugalseg.methods import Method, StepContext, get_method
+from frugalseg.nets import UNet
+
+RUN_MARKER = "config.json"
+"""A folder holding this file is a frugalseg run folder."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    iterations: int
+    best_dice: float
+    best_iteration: int
+    seconds: float
+
+
+def build_method(config: RunConfig, num_classes: int) -> Method:
+    """Instantiate the configured method with the configured U-Net."""
+    cls = get_method(config.method.name)
+    options = cls.Options.model_validate(config.method.options)
+    m = config.model
+
+    def build_net() -> nn.Module:
+        return UNet(
+            in_channels=1, num_classes=num_classes, features=m.features, dropout=m.dropout, norm=m.norm,
+            upsample=m.upsample, deep_supervision=m.deep_supervision, ds_hidden=m.ds_hidden,
+        )
+
+    return cls(options, build_net, num_classes)
+
+
+def resolve_device(config: RunConfig, local_rank: int = 0) -> torch.device:
+    if config.train.device:
+        return torch.device(config.train.device)
+    return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None``: full fp32)."""
+    if precision == Precision.OFF:
+        return None
+    if precision == Precision.FP16:
+        return torch.float16
+    if precision == Precision.BF16:
+        return torch.bfloat16
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def select_items(dataset: SliceDataset, requirements: dict[str, Any], method_name: str) -> list[int]:
+    """Indices of the training items a method learns from (``sample``: masks | labelled | all)."""
+    sample = requirements.get("sample", "all")
+    if sample == "masks":
+        chosen = list(dataset.mask_indices)
+        what = "items with a full mask"
+    elif sample == "labelled":
+        chosen = list(dataset.labelled_indices)
+        what = "items with clicks, scribbles or masks"
+    else:
+        chosen = list(range(len(dataset)))
+        what = "items"
+    if not chosen:
+        raise DataError(Path("<annotations>"), f"method {method_name!r} needs {what}, and the annotations give none")
+    return chosen
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into an existing run unless asked to resume it or overwrite it (checked before any work)."""
+    if resume:
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(run_dir, "pass --resume to continue that run or --overwrite to replace it")
+        if not (run_dir / RUN_MARKER).is_file():
+            raise OutputExistsError(run_dir, "it is not a frugalseg run folder; refusing to delete it")
+        shutil.rmtree(run_dir)
+
+
+class Trainer:
+    """Train one configured run into ``run_dir``.
+
+    Args:
+        config: the validated run config.
+        run_dir: output folder (config, annotations, logs, checkpoints).
+        resume: continue from ``run_dir/checkpoints/last.pt``.
+        overwrite: replace an existing run folder.
+        progress: show a progress bar (rank 0).
+        run_data: pre-loaded data (tests, the demo and the bench reuse it across runs).
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool = True,
+        run_data: RunData | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.progress = progress
+        self._run_data = run_data
+
+    # ------------------------------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.config
+        info = dist_utils.init_distributed("cuda" if torch.cuda.is_available() and not cfg.train.device else "cpu")
+        device = resolve_device(cfg, info.local_rank)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if info.is_main:
+            prepare_run_dir(self.run_dir, self.resume, self.overwrite)
+        dist_utils.barrier(info)
+        data = self._run_data or load_run_data(cfg, annotations_out=None)
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / RUN_MARKER).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            if data.annotations is not None and not (self.run_dir / "annotations.json").exists():
+                from frugalseg.data.annotations import save_annotations
+
+                save_annotations(data.annotations, self.run_dir / "annotations.json", overwrite=True)
+        seed_everything(cfg.train.seed + info.rank)
+        try:
+            return self._train(data, info, device)
+        finally:
+            dist_utils.shutdown(info)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _train(self, data: RunData, info: dist_utils.DistInfo, device: torch.device) -> TrainResult:
+        cfg = self.config
+        num_classes = data.source.num_classes
+        method = build_method(cfg, num_classes)
+        requirements = method.requirements(method.options)
+        dataset = SliceDataset(
+            data.train_items, data.annotations, num_classes, cfg.data.patch_size, augment=cfg.data.augment
+        )
+        chosen = select_items(dataset, requirements, cfg.method.name)
+        primary, per_batch = None, None
+        if requirements.get("two_stream"):
+            mask_set = set(dataset.mask_indices)
+            primary = [i for i in chosen if i in mask_set]
+            per_batch = cfg.data.mask_items_per_batch or cfg.train.batch_size // 2
+            if not primary or len(primary) == len(chosen):
+                primary, per_batch = None, None  # nothing to mix: plain sampling
+        plan = BatchPlan(len(chosen), cfg.train.batch_size, cfg.train.seed, primary=_positions(chosen, primary),
+                         primary_per_batch=per_batch)
+        if cfg.train.batch_size % info.world_size:
+            raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by {info.world_size} ranks")
+
+        channels_last = cfg.train.channels_last if cfg.train.channels_last is not None else True
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        method.to(device=device, memory_format=memory_format)
+        if info.enabled:
+            if cfg.train.sync_batchnorm:
+                for name in list(method.nets):
+                    method.nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(method.nets[name])
+            ids = [device.index] if device.type == "cuda" else None
+            method.wrap_networks(lambda net: nn.parallel.DistributedDataParallel(net, device_ids=ids))
+
+        params = list(method.trainable_parameters())
+        o = cfg.optim
+        if o.name == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+            )
+        else:
+            optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        total = cfg.train.iterations
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda it: poly_lr_factor(it, total, o.poly_power, o.warmup_iterations)
+        )
+        amp_dtype = autocast_dtype(cfg.train.precision, device)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16 and device.type == "cuda")
+
+        start, best_dice, best_it = 0, -1.0, -1
+        logger = RunLogger(self.run_dir, enabled=info.is_main)
+        if self.resume:
+            ckpt = load_checkpoint(self.run_dir / "checkpoints" / "last.pt", map_location=device)
+            method.load_state_dict(ckpt["method"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            torch.set_rng_state(ckpt["rng"]["torch"][info.rank % len(ckpt["rng"]["torch"])])
+            start, best_dice, best_it = ckpt["iteration"], ckpt["best_dice"], ckpt["best_iteration"]
+            logger.truncate_after(start)
+
+        def checkpoint_payload(iteration: int) -> dict[str, Any]:
+            return {
+                "config": cfg.to_dict(),
+                "num_classes": num_classes,
+                "class_names": {str(k): v for k, v in data.source.classes.items()},
+                "iteration": iteration,
+                "method": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": {"torch": _gather_rng(info)},
+                "best_dice": best_dice,
+                "best_iteration": best_it,
+            }
+
+        method.train()
+        t0 = time.perf_counter()
+        bar = tqdm(total=total, initial=start, disable=not (self.progress and info.is_main), desc=cfg.name or "train",
+                   dynamic_ncols=True)
+        for it in range(start, total):
+            keys = plan.for_rank(plan.batch(it), info.rank, info.world_size)
+            batch = default_collate([dataset[(chosen[i], s)] for i, s in keys])
+            batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            batch["image"] = batch["image"].contiguous(memory_format=memory_format)
+            ctx = StepContext(iteration=it, max_iterations=total)
+            autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+            with autocast:
+                out = method.training_step(batch, ctx)
+            loss = out.total()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"iteration {it}: loss is {loss.item()} ({_fmt(out.losses)})")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if o.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            for teacher, student in method.ema_pairs:
+                update_ema(method.teachers[teacher], method.nets[student], ema_decay(it, method.ema_decay))
+            method.on_step_end(ctx)
+            done = it + 1
+            bar.update(1)
+            if done % cfg.train.log_every == 0 or done == total:
+                row = {"loss": dist_utils.all_reduce_mean(loss.detach(), info).item(), "lr": scheduler.get_last_lr()[0]}
+                row.update({k: dist_utils.all_reduce_mean(v.detach().float(), info).item()
+                            for k, v in out.losses.items()})
+                row.update({f"w_{k}": v for k, v in out.weights.items()})
+                row.update(out.metrics)
+                logger.log("train", done, row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if data.val_cases and (done % cfg.train.val_every == 0 or done == total):
+                if info.is_main:
+                    scores = self._validate(method, data, device, amp_dtype is not None, channels_last)
+                    logger.log("val", done, scores)
+                    if scores["dice"] > best_dice:
+                        best_dice, best_it = scores["dice"], done
+                        save_checkpoint(checkpoint_payload(done), self.run_dir / "checkpoints" / "best.pt")
+                    bar.write(f"[{done}/{total}] val dice {scores['dice']:.4f} (best {best_dice:.4f} @ {best_it})")
+                method.train()
+                dist_utils.barrier(info)
+            if done % cfg.train.checkpoint_every == 0 or done == total:
+                payload = checkpoint_payload(done)  # every rank joins the RNG gather
+                if info.is_main:
+                    save_checkpoint(payload, self.run_dir / "checkpoints" / "last.pt")
+        bar.close()
+        logger.close()
+        seconds = time.perf_counter() - t0
+        if info.is_main:
+            if not data.val_cases:  # no validation: the last weights are the ones to use
+                shutil.copyfile(self.run_dir / "checkpoints" / "last.pt", self.run_dir / "checkpoints" / "best.pt")
+            summary = {"iterations": total, "best_dice": best_dice, "best_iteration": best_it,
+                       "train_seconds": seconds, "world_size": info.world_size}
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return TrainResult(self.run_dir, total, best_dice, best_it, seconds)
+
+    def _validate(self, method: Method, data: RunData, device: torch.device, amp: bool,
+                  channels_last: bool) -> dict[str, float]:
+        """Mean Dice (and per-class Dice, HD95) of the inference network on the validation volumes."""
+        from frugalseg.evaluation.inference import evaluate_cases
+        from frugalseg.evaluation.metrics import summarise
+
+        net = method.inference_network()
+        results = evaluate_cases(net, data.val_cases, patch_size=self.config.data.patch_size,
+                                 batch_size=self.config.train.val_batch_size, amp=amp, device=device,
+                                 channels_last=channels_last)
+        summary = summarise(results, data.source.classes)
+        scores = {"dice": summary["overall"]["dice"]["mean"], "hd95": summary["overall"]["hd95"]["mean"]}
+        for name, per in summary["classes"].items():
+            scores[f"dice_{name}"] = per["dice"]["mean"]
+        return scores
+
+
+def _positions(chosen: list[int], subset: list[int] | None) -> list[int] | None:
+    """Positions within ``chosen`` of the dataset indices in ``subset``."""
+    if subset is None:
+        return None
+    where = {idx: pos for pos, idx in enumerate(chosen)}
+    return [where[i] for i in subset]
+
+
+def _gather_rng(info: dist_utils.DistInfo) -> list[torch.Tensor]:
+    """Every rank's CPU RNG state (dropout, noise), so a resumed DDP run continues each rank's stream."""
+    state = torch.get_rng_state()
+    if not info.enabled:
+        return [state]
+    import torch.distributed as dist
+
+    states = [torch.empty_like(state) for _ in range(info.world_size)]
+    dist.all_gather(states, state)
+    return states
+
+
+def _fmt(losses: dict[str, torch.Tensor]) -> str:
+    return ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    """``runs/<config name>-<method>-s<seed>`` under the current folder."""
+    base = os.environ.get("FRUGALSEG_RUNS", "runs")
+    return Path(base) / f"{config.name or config.method.name}-s{config.train.seed}"
+
+
+__all__ = ["Trainer", "TrainResult", "build_method", "default_run_dir"]

@@ -1,0 +1,144 @@
+"""What a method is: it owns its networks and turns a batch into named losses; it never owns a loop.
+
+The engine (``frugalseg.engine``) calls :meth:`Method.training_step` once per
+iteration, sums the returned losses with their weights, steps the optimiser
+over :meth:`Method.trainable_parameters`, updates every EMA teacher the method
+declares in :attr:`Method.ema_pairs`, and checkpoints the method's whole
+``state_dict`` (networks, teachers and any registered buffers such as memory
+banks or per-instance weights). A new method is one file: subclass
+:class:`Method`, give it an ``Options`` model, decorate it with
+:func:`register_method`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+Batch = Mapping[str, Tensor]
+"""A collated batch from :class:`frugalseg.data.dataset.SliceDataset` (``image``, ``candidates``, ``label``, ...)."""
+
+
+class MethodOptions(BaseModel):
+    """Base of every method's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class StepContext:
+    """What a method may know about where training stands (for ramp-ups and stage switches)."""
+
+    iteration: int
+    max_iterations: int
+
+
+@dataclass
+class StepOutput:
+    """Named loss terms and their weights; the engine minimises ``sum(weights.get(k, 1) * losses[k])``.
+
+    Weights are plain floats (ramp-ups, λ) so that the logs show raw loss values and
+    weights apart. ``metrics`` are extra scalars to log (not optimised).
+    """
+
+    losses: dict[str, Tensor]
+    weights: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def total(self) -> Tensor:
+        terms = [self.weights.get(k, 1.0) * v for k, v in self.losses.items()]
+        if not terms:
+            raise ValueError("a training step returned no loss")
+        return torch.stack([t.float() for t in terms]).sum()
+
+
+NetFactory = Callable[[], nn.Module]
+
+
+class Method(nn.Module):
+    """Base class of every training method.
+
+    Subclasses put trainable networks in ``self.nets`` and EMA teachers in
+    ``self.teachers``, and list teacher/student pairs in :attr:`ema_pairs`.
+    The engine may replace a trainable network's *call path* by a
+    DistributedDataParallel wrapper (see :meth:`wrap_networks`); methods call their
+    networks through :meth:`net` so that the wrapped version is used when present.
+
+    Args:
+        options: the method's validated ``Options``.
+        build_net: builds one fresh network of the run's architecture.
+        num_classes: number of classes including background.
+    """
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+    ema_decay: ClassVar[float] = 0.99
+
+    def __init__(self, options: MethodOptions, build_net: NetFactory, num_classes: int) -> None:
+        super().__init__()
+        self.options = options
+        self.num_classes = num_classes
+        self.nets = nn.ModuleDict()
+        self.teachers = nn.ModuleDict()
+        self._wrapped: dict[str, nn.Module] = {}
+
+    # ----- networks -------------------------------------------------------------------------------------------
+    def net(self, name: str) -> nn.Module:
+        """The trainable network ``name`` as it must be called (DDP-wrapped under torchrun)."""
+        return self._wrapped.get(name) or self.nets[name]
+
+    def wrap_networks(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Let the engine wrap every trainable network (e.g. in DDP); the parameters stay in ``self.nets``."""
+        self._wrapped = {k: wrap(v) for k, v in self.nets.items()}
+
+    @property
+    def ema_pairs(self) -> list[tuple[str, str]]:
+        """(teacher name, student name) pairs the engine updates by EMA after every optimiser step."""
+        return []
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters the optimiser steps (default: every trainable network's)."""
+        for net in self.nets.values():
+            yield from (p for p in net.parameters() if p.requires_grad)
+
+    def inference_network(self) -> nn.Module:
+        """The network whose predictions are evaluated (default: the teacher if any, else ``student``).
+
+        Subclasses with two peers (co-training) override this.
+        """
+        return self.nets["student"]
+
+    # ----- training -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
+        """Turn one batch into named losses (computed in fp32 from the logits)."""
+
+    def on_step_end(self, ctx: StepContext) -> None:  # noqa: B027 (optional hook)
+        """Called after the optimiser step and the EMA update (method state updates go here)."""
+
+    @classmethod
+    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+        """What the method needs from the data (e.g. ``{"masks": True}``); checked before training."""
+        return {}
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: make a method findable by the name a config gives (``method.name: pscv``)."""
+
+    def decorate(cls: type[Method]) -> type[Method]:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} registered twice")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return decorate
