@@ -7,18 +7,48 @@ See ``docs/annotation-format.md`` for the public description of the format.
 Coordinates are integer pixel indices (row ``y``, column ``x``) in the item's own
 stored grid; box corners are inclusive. Class 0 is background and is always a
 valid class id; the other ids must be keys of ``classes``.
+
+Reading is strict on purpose: a typo in a hand-made file (``"colour"`` for
+``"class"``, a click one pixel outside the image) would otherwise silently train
+on the wrong labels. Writing is byte-deterministic, so that the same simulation
+gives the same file on every machine and files can be compared with ``cmp``.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from frugalseg.errors import AnnotationError, OutputExistsError
 
 FORMAT = "frugalseg.annotations/1"
+
+__all__ = [
+    "FORMAT",
+    "AnnotationFile",
+    "Box",
+    "Item",
+    "Point",
+    "Scribble",
+    "check_annotations",
+    "dumps_annotations",
+    "load_annotations",
+    "parse_annotations",
+    "save_annotations",
+]
 
 
 class _Strict(BaseModel):
     """Base of every model in the file: unknown fields are errors, not silently dropped."""
 
+    # No populate_by_name: a file saying "class_" instead of "class" must be an unknown-field error.
+    # Build models in Python with the alias: ``Point.model_validate({"class": 1, "y": 2, "x": 3})``.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -32,7 +62,12 @@ class Point(_Strict):
 
 
 class Scribble(_Strict):
-    """A scribble: every pixel of ``path`` (a list of [y, x] pairs, or [z, y, x] for volumes) has ``class``."""
+    """A scribble: every pixel of ``path`` (a list of [y, x] pairs, or [z, y, x] for volumes) has ``class``.
+
+    ``path`` lists the scribble's pixels; consecutive entries are *not* joined by a
+    line (a drawing tool rasterises its stroke before writing it), so a reader never
+    has to guess how a gap between two entries was meant to be filled.
+    """
 
     class_: int = Field(alias="class")
     path: list[list[int]]
@@ -69,4 +104,340 @@ class AnnotationFile(_Strict):
     format: str = FORMAT
     classes: dict[str, str]
     items: dict[str, Item] = Field(default_factory=dict)
-    provenance: dict[str, object] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# reading
+
+
+def _where(loc: tuple[int | str, ...]) -> tuple[str | None, str | None]:
+    """Split a pydantic error location into (item id, dotted field inside the item or the file)."""
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "items":
+        return parts[1], (".".join(parts[2:]) or None)
+    return None, (".".join(parts) or None)
+
+
+def _problem(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "missing field"
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg[:1].lower() + msg[1:]
+    if "input" in err:
+        msg += f" (got {json.dumps(err['input'], default=str)[:60]})"
+    return msg
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def load_annotations(
+    path: str | Path, grids: Mapping[str, tuple[int, ...]] | None = None
+) -> AnnotationFile:
+    """Read and validate an annotation file.
+
+    Every check runs before the caller gets anything, so a broken file stops a run
+    before it writes a single output; each error names the file, and where it
+    applies the item and the dotted field (``points.0.y``).
+
+    Args:
+        path: the JSON file.
+        grids: item id → stored shape, ``(H, W)`` for a 2D item or ``(D, H, W)`` for a volume item.
+            When given, every coordinate must lie inside its item's grid, volume items need ``z``
+            (2D items must not have it), and every annotated item must exist in the data.
+
+    Returns:
+        The validated file.
+
+    Raises:
+        AnnotationError: the file is missing, is not JSON, has another format version, has an
+            unknown or missing field, a bad class id, unordered box corners, or does not fit ``grids``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotationError(path, "annotation file does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationError(path, f"cannot be read as UTF-8 text: {exc}") from exc
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except ValueError as exc:
+        raise AnnotationError(path, f"invalid JSON: {exc}") from exc
+    return parse_annotations(data, path, grids)
+
+
+def parse_annotations(
+    data: Any, path: str | Path = "<annotations>", grids: Mapping[str, tuple[int, ...]] | None = None
+) -> AnnotationFile:
+    """Validate already-decoded JSON (``load_annotations`` without the file reading); errors name ``path``."""
+    if not isinstance(data, dict):
+        raise AnnotationError(path, f"the file must hold a JSON object, not {type(data).__name__}")
+    # The version is checked first: a future version may have fields this reader does not know, and
+    # "unsupported version" is the useful message then, not "unknown field".
+    if "format" not in data:
+        raise AnnotationError(path, f"missing field (expected {FORMAT!r})", field="format")
+    if data["format"] != FORMAT:
+        raise AnnotationError(
+            path, f"unsupported format version {data['format']!r} (expected {FORMAT!r})", field="format"
+        )
+    try:
+        ann = AnnotationFile.model_validate(data, strict=True)
+    except ValidationError as exc:
+        # An unknown field first: a misspelt field is also reported missing, and the spelling is the cause.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        first = errors[0]
+        item, field = _where(tuple(first["loc"]))
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise AnnotationError(path, _problem(first) + more, item=item, field=field) from None
+    check_annotations(ann, grids, path)
+    return ann
+
+
+def _check_classes(ann: AnnotationFile, path: str | Path) -> set[int]:
+    valid = {0}
+    for key in ann.classes:
+        if not (key.isascii() and key.isdigit()) or key != str(int(key)) or int(key) < 1:
+            raise AnnotationError(
+                path, "class ids must be positive integers written in decimal (0 is background, implicit)",
+                field=f"classes.{key}",
+            )
+        valid.add(int(key))
+    return valid
+
+
+def check_annotations(
+    ann: AnnotationFile, grids: Mapping[str, tuple[int, ...]] | None = None, path: str | Path = "<annotations>"
+) -> None:
+    """Check the rules a schema cannot express: class ids, corner order, and (with ``grids``) the data's grid.
+
+    Args:
+        ann: a parsed file.
+        grids: item id → stored shape (H, W) or (D, H, W); ``None`` skips the checks against the data.
+        path: the name errors give for the file.
+
+    Raises:
+        AnnotationError: naming the item and the field of the first problem found (items in sorted order).
+    """
+    if ann.format != FORMAT:
+        raise AnnotationError(path, f"unsupported format version {ann.format!r} (expected {FORMAT!r})", field="format")
+    valid = _check_classes(ann, path)
+    for item_id in sorted(ann.items):
+        grid = None
+        if grids is not None:
+            if item_id not in grids:
+                raise AnnotationError(path, "no such item in the data", item=item_id)
+            grid = tuple(int(s) for s in grids[item_id])
+            if len(grid) not in (2, 3):
+                raise ValueError(f"grid of {item_id!r} must be (H, W) or (D, H, W), got {grid}")
+        _ItemChecker(path, item_id, grid, valid).check(ann.items[item_id])
+
+
+class _ItemChecker:
+    """The per-item rules; every failure names the file, the item and the dotted field."""
+
+    def __init__(self, path: str | Path, item_id: str, grid: tuple[int, ...] | None, valid: set[int]) -> None:
+        self.path = path
+        self.item_id = item_id
+        self.grid = grid
+        self.valid = valid
+
+    def fail(self, field: str, problem: str) -> None:
+        raise AnnotationError(self.path, problem, item=self.item_id, field=field)
+
+    def check_class(self, field: str, c: int) -> None:
+        if c not in self.valid:
+            known = ", ".join(str(v) for v in sorted(self.valid))
+            self.fail(field, f"unknown class {c} (valid: {known}; 0 is background)")
+
+    def check_coord(self, field: str, value: int, axis: int, name: str) -> None:
+        """``axis`` indexes the grid from the end: -1 = x (columns), -2 = y (rows), -3 = z (slices)."""
+        if value < 0:
+            self.fail(field, f"{name}={value} is negative (coordinates are pixel indices from 0)")
+        if self.grid is not None and value >= self.grid[axis]:
+            self.fail(field, f"{name}={value} lies outside the image (grid {'x'.join(map(str, self.grid))})")
+
+    def check_z(self, field: str, z: int | None) -> None:
+        if self.grid is not None:
+            if len(self.grid) == 3 and z is None:
+                self.fail(field, "missing field (an item stored as a volume needs the slice index z)")
+            if len(self.grid) == 2 and z is not None:
+                self.fail(field, "z given for an item stored as a 2D image")
+        if z is not None:
+            self.check_coord(field, z, -3, "z")
+
+    def check(self, item: Item) -> None:
+        for i, p in enumerate(item.points):
+            self.check_class(f"points.{i}.class", p.class_)
+            self.check_z(f"points.{i}.z", p.z)
+            self.check_coord(f"points.{i}.y", p.y, -2, "y")
+            self.check_coord(f"points.{i}.x", p.x, -1, "x")
+        for i, s in enumerate(item.scribbles):
+            self.check_class(f"scribbles.{i}.class", s.class_)
+            if not s.path:
+                self.fail(f"scribbles.{i}.path", "empty path")
+            width = len(s.path[0])
+            allowed = {2, 3} if self.grid is None else {len(self.grid)}
+            for j, px in enumerate(s.path):
+                field = f"scribbles.{i}.path.{j}"
+                if len(px) not in allowed or len(px) != width:
+                    shape = {2: "[y, x]", 3: "[z, y, x]"}.get(len(self.grid or ()), "[y, x] or [z, y, x]")
+                    self.fail(field, f"a pixel is {shape}, of one length within a path (got {px})")
+                for k, v in enumerate(px):
+                    self.check_coord(field, v, k - len(px), "zyx"[k - len(px)])
+        for i, b in enumerate(item.boxes):
+            self.check_class(f"boxes.{i}.class", b.class_)
+            if b.class_ == 0:
+                self.fail(f"boxes.{i}.class", "a box of background (class 0) says nothing; box foreground classes")
+            self.check_z(f"boxes.{i}.z", b.z)
+            for name in ("y0", "x0", "y1", "x1"):
+                self.check_coord(f"boxes.{i}.{name}", getattr(b, name), -2 if name[0] == "y" else -1, name)
+            if b.y0 > b.y1:
+                self.fail(f"boxes.{i}.y1", f"box corners out of order: y1={b.y1} < y0={b.y0} (corners are inclusive)")
+            if b.x0 > b.x1:
+                self.fail(f"boxes.{i}.x1", f"box corners out of order: x1={b.x1} < x0={b.x0} (corners are inclusive)")
+        if item.tags is not None:
+            seen: set[int] = set()
+            for i, t in enumerate(item.tags):
+                self.check_class(f"tags.{i}", t)
+                if t in seen:
+                    self.fail(f"tags.{i}", f"class {t} tagged twice")
+                seen.add(t)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# writing
+
+
+def _canonical(value: Any) -> Any:
+    """Provenance in a machine-independent form: dict keys sorted, tuples as lists, JSON types only."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return _canonical(value.item())
+    raise TypeError(f"provenance value {value!r} of type {type(value).__name__} is not JSON")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+
+
+def _point_json(p: Point) -> dict[str, int]:
+    out = {"class": p.class_}
+    if p.z is not None:
+        out["z"] = p.z
+    out["y"] = p.y
+    out["x"] = p.x
+    return out
+
+
+def _box_json(b: Box) -> dict[str, int]:
+    out = {"class": b.class_}
+    if b.z is not None:
+        out["z"] = b.z
+    out.update(y0=b.y0, x0=b.x0, y1=b.y1, x1=b.x1)
+    return out
+
+
+def _item_lines(item: Item) -> list[str]:
+    fields: list[tuple[str, Any]] = []
+    if item.points:
+        fields.append(("points", [_point_json(p) for p in item.points]))
+    if item.scribbles:
+        fields.append(("scribbles", [{"class": s.class_, "path": s.path} for s in item.scribbles]))
+    if item.boxes:
+        fields.append(("boxes", [_box_json(b) for b in item.boxes]))
+    if item.tags is not None:
+        fields.append(("tags", list(item.tags)))
+    if item.mask:
+        fields.append(("mask", True))
+    return [f"{_compact(k)}: {_compact(v)}" for k, v in fields]
+
+
+def dumps_annotations(ann: AnnotationFile) -> str:
+    """The exact text ``save_annotations`` writes: deterministic, one item field per line.
+
+    Items are sorted by id, classes by number, provenance keys alphabetically; the
+    fixed key order is ``format, classes, items, provenance`` and, inside an item,
+    ``points, scribbles, boxes, tags, mask`` (fields at their default are left out).
+    """
+    classes = {k: ann.classes[k] for k in sorted(ann.classes, key=lambda k: (len(k), k))}
+    lines = ["{", f'  "format": {_compact(ann.format)},', f'  "classes": {_compact(classes)},']
+    if not ann.items:
+        lines.append('  "items": {},')
+    else:
+        lines.append('  "items": {')
+        ids = sorted(ann.items)
+        for n, item_id in enumerate(ids):
+            body = _item_lines(ann.items[item_id])
+            end = "," if n < len(ids) - 1 else ""
+            if not body:
+                lines.append(f"    {_compact(item_id)}: {{}}{end}")
+                continue
+            lines.append(f"    {_compact(item_id)}: {{")
+            lines.extend(f"      {b}{',' if i < len(body) - 1 else ''}" for i, b in enumerate(body))
+            lines.append(f"    }}{end}")
+        lines.append("  },")
+    prov = json.dumps(_canonical(ann.provenance), ensure_ascii=False, allow_nan=False, indent=2)
+    lines.append('  "provenance": ' + prov.replace("\n", "\n  "))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def save_annotations(ann: AnnotationFile, path: str | Path, overwrite: bool = False) -> None:
+    """Write ``ann`` atomically and byte-deterministically.
+
+    The file is validated first (class ids, corner order) so that frugalseg never
+    writes a file it would refuse to read. It is written to a temporary file in the
+    same folder and renamed over the target, so a crash never leaves half a file.
+
+    Args:
+        ann: the annotations.
+        path: target file.
+        overwrite: replace an existing file; otherwise :class:`OutputExistsError`.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
+        AnnotationError: ``ann`` breaks a rule of the format.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    check_annotations(ann, None, path)
+    data = dumps_annotations(ann).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        if path.exists() and not overwrite:  # appeared while we were writing
+            raise OutputExistsError(path)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -136,6 +136,8 @@ class Trainer:
         overwrite: replace an existing run folder.
         progress: show a progress bar (rank 0).
         run_data: pre-loaded data (tests, the demo and the bench reuse it across runs).
+        stop_at: stop after this many iterations (saving ``last.pt``) as if the run had been killed there;
+            ``--resume`` continues it. The schedule still spans ``train.iterations``.
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class Trainer:
         overwrite: bool = False,
         progress: bool = True,
         run_data: RunData | None = None,
+        stop_at: int | None = None,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
@@ -153,6 +156,7 @@ class Trainer:
         self.overwrite = overwrite
         self.progress = progress
         self._run_data = run_data
+        self.stop_at = stop_at
 
     # ------------------------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -253,7 +257,9 @@ class Trainer:
             }
 
         method.train()
-        t0 = time.perf_counter()
+        done = start
+        t0 = t_log = time.perf_counter()
+        it_log = start
         bar = tqdm(total=total, initial=start, disable=not (self.progress and info.is_main), desc=cfg.name or "train",
                    dynamic_ncols=True)
         for it in range(start, total):
@@ -287,6 +293,9 @@ class Trainer:
                             for k, v in out.losses.items()})
                 row.update({f"w_{k}": v for k, v in out.weights.items()})
                 row.update(out.metrics)
+                now = time.perf_counter()
+                row["seconds_per_iteration"] = (now - t_log) / max(1, done - it_log)
+                t_log, it_log = now, done
                 logger.log("train", done, row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
             if data.val_cases and (done % cfg.train.val_every == 0 or done == total):
@@ -299,20 +308,23 @@ class Trainer:
                     bar.write(f"[{done}/{total}] val dice {scores['dice']:.4f} (best {best_dice:.4f} @ {best_it})")
                 method.train()
                 dist_utils.barrier(info)
-            if done % cfg.train.checkpoint_every == 0 or done == total:
+            stopping = self.stop_at is not None and done >= self.stop_at
+            if done % cfg.train.checkpoint_every == 0 or done == total or stopping:
                 payload = checkpoint_payload(done)  # every rank joins the RNG gather
                 if info.is_main:
                     save_checkpoint(payload, self.run_dir / "checkpoints" / "last.pt")
+            if stopping:
+                break
         bar.close()
         logger.close()
         seconds = time.perf_counter() - t0
-        if info.is_main:
+        if info.is_main and done == total:
             if not data.val_cases:  # no validation: the last weights are the ones to use
                 shutil.copyfile(self.run_dir / "checkpoints" / "last.pt", self.run_dir / "checkpoints" / "best.pt")
             summary = {"iterations": total, "best_dice": best_dice, "best_iteration": best_it,
                        "train_seconds": seconds, "world_size": info.world_size}
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return TrainResult(self.run_dir, total, best_dice, best_it, seconds)
+        return TrainResult(self.run_dir, done, best_dice, best_it, seconds)
 
     def _validate(self, method: Method, data: RunData, device: torch.device, amp: bool,
                   channels_last: bool) -> dict[str, float]:

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from frugalseg.cli import main
+from tests.helpers import sample_root
+
+TINY = ["train.iterations=4", "train.batch_size=4", "data.patch_size=[64,64]", "train.val_every=2",
+        "train.checkpoint_every=2", "model.features=[8,16,32,64,128]", "train.precision=off"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    rc = main(["train", "sample_supervised", f"data.root={sample_root()}", *TINY, "--out", str(out), "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_train_eval_predict_end_to_end(trained, tmp_path, capsys):
+    ckpt = trained / "checkpoints" / "best.pt"
+    assert main(["eval", "--checkpoint", str(ckpt), "--data", str(sample_root()), "--out", str(tmp_path / "e")]) == 0
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert set(summary["classes"]) == {"RV", "Myo", "LV"}
+    rows = (tmp_path / "e" / "per_volume.csv").read_text().strip().splitlines()
+    assert len(rows) > 2
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(sample_root()), "--out",
+                 str(tmp_path / "p")]) == 0
+    written = sorted(p.name for p in (tmp_path / "p").iterdir())
+    assert written and all(n.endswith(".nii.gz") for n in written)
+    # predicting again refuses to overwrite, and leaves the files as they were
+    before = {n: (tmp_path / "p" / n).read_bytes() for n in written}
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(sample_root()), "--out",
+                 str(tmp_path / "p")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert before == {n: (tmp_path / "p" / n).read_bytes() for n in written}
+
+
+def test_bad_config_key_fails_before_work(tmp_path, capsys):
+    rc = main(["train", "sample_supervised", f"data.root={sample_root()}", "train.iteratons=3", "--out",
+               str(tmp_path / "r")])
+    assert rc == 2 and "train.iteratons: unknown key" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    rc = main(["train", "sample_supervised", f"data.root={tmp_path / 'nope'}", "--out", str(tmp_path / "r")])
+    assert rc == 2 and "nope" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_empty_list(trained, tmp_path, capsys):
+    empty = tmp_path / "empty.list"
+    empty.write_text("\n")
+    rc = main(["eval", "--checkpoint", str(trained / "checkpoints" / "best.pt"), "--data", str(sample_root()),
+               "--list", str(empty), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "empty.list" in err and "is empty" in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_checkpoint_of_other_architecture_or_class_count(trained, tmp_path, capsys):
+    import torch
+
+    from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(trained / "checkpoints" / "best.pt")
+    ckpt.pop("format")
+    other_arch = {**ckpt, "config": {**ckpt["config"], "model": {**ckpt["config"]["model"],
+                                                                 "features": [16, 32, 64, 128, 256]}}}
+    save_checkpoint(other_arch, tmp_path / "arch.pt")
+    rc = main(["eval", "--checkpoint", str(tmp_path / "arch.pt"), "--data", str(sample_root()), "--out",
+               str(tmp_path / "e1")])
+    assert rc == 2 and "does not fit" in capsys.readouterr().err
+    head = [k for k in ckpt["method"] if k.endswith("weight") and ckpt["method"][k].ndim == 4][-1]
+    w = ckpt["method"][head]
+    bias = head[: -len("weight")] + "bias"
+    two = {**ckpt, "num_classes": 2,
+           "method": {**ckpt["method"], head: w[:2].clone(), bias: ckpt["method"][bias][:2].clone()}}
+    save_checkpoint(two, tmp_path / "two.pt")
+    rc = main(["eval", "--checkpoint", str(tmp_path / "two.pt"), "--data", str(sample_root()), "--out",
+               str(tmp_path / "e2")])
+    assert rc == 2 and "2 classes" in capsys.readouterr().err
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+    assert torch.is_tensor(w)
+
+
+def test_out_pointing_at_existing_run_refuses(trained, capsys):
+    marker = (trained / "summary.json").read_text()
+    rc = main(["train", "sample_supervised", f"data.root={sample_root()}", *TINY, "--out", str(trained)])
+    assert rc == 2 and "--resume" in capsys.readouterr().err
+    assert (trained / "summary.json").read_text() == marker

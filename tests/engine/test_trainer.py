@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from frugalseg.engine.checkpoint import load_checkpoint
+from frugalseg.engine.run_data import load_run_data
+from frugalseg.engine.trainer import Trainer
+from frugalseg.errors import OutputExistsError
+from tests.helpers import sample_root, tiny_config
+
+
+@pytest.fixture(scope="module")
+def points_data():
+    cfg = tiny_config("pce", data={"simulate": {"kind": "points", "seed": 0}})
+    return cfg, load_run_data(cfg)
+
+
+def _weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["method"]
+
+
+def test_resume_equals_uninterrupted(tmp_path, points_data):
+    cfg, data = points_data
+    Trainer(cfg, tmp_path / "full", progress=False, run_data=data).run()
+    Trainer(cfg, tmp_path / "killed", progress=False, run_data=data, stop_at=3).run()
+    assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["iteration"] == 3
+    Trainer(cfg, tmp_path / "killed", resume=True, progress=False, run_data=data).run()
+    full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "killed")
+    assert full.keys() == resumed.keys()
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+    rows = (tmp_path / "killed" / "train_log.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 6  # header + one row per iteration, none duplicated by the resume
+
+
+def test_validation_writes_best_checkpoint_and_logs(tmp_path, points_data):
+    cfg, data = points_data
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"val_every": 3})})
+    result = Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+    assert 0.0 <= result.best_dice <= 1.0
+    val = (tmp_path / "run" / "val_log.csv").read_text().splitlines()
+    assert val[0].startswith("iteration,dice") and len(val) == 3
+    assert (tmp_path / "run" / "tb").is_dir()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["iterations"] == 6
+
+
+def test_existing_run_folder_is_refused(tmp_path, points_data):
+    cfg, data = points_data
+    Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+    before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(OutputExistsError, match="--resume"):
+        Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+        "-m", "frugalseg", "train", "sample_supervised", f"data.root={sample_root()}", "train.iterations=4",
+        "train.batch_size=4", "data.patch_size=[64,64]", "train.val_every=4", "train.checkpoint_every=2",
+        "model.features=[8,16,32,64,128]", "--out", str(out), "--no-progress",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["iterations"] == 4
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert len(ckpt["rng"]["torch"]) == 2
+    assert len((out / "train_log.csv").read_text().strip().splitlines()) == 1 + 4  # rank 0 alone logs

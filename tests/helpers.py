@@ -1,0 +1,76 @@
+"""Test helpers shared by the engine, method and CLI tests (all on the bundled sample)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from frugalseg.config import RunConfig, build_config
+from frugalseg.data.dataset import SliceDataset
+from frugalseg.engine.run_data import RunData, load_run_data
+from frugalseg.engine.trainer import build_method, select_items
+from frugalseg.methods import StepContext
+
+
+def sample_root() -> Path:
+    from frugalseg.data.sample import sample_path
+
+    return sample_path()
+
+
+def tiny_config(method: str, options: dict[str, Any] | None = None, **sections: Any) -> RunConfig:  # noqa: ANN401
+    """A config that trains in seconds on the sample: 64x64 input, batch 4, a handful of iterations."""
+    tree: dict[str, Any] = {
+        "method": {"name": method, "options": options or {}},
+        "data": {"root": str(sample_root()), "patch_size": [64, 64]},
+        "train": {"iterations": 6, "batch_size": 4, "val_every": 1000, "checkpoint_every": 3, "log_every": 1,
+                  "precision": "off", "val_batch_size": 8},
+        "model": {"features": [8, 16, 32, 64, 128]},
+    }
+    for section, values in sections.items():
+        tree.setdefault(section, {}).update(values)
+    cfg = build_config(tree)
+    cfg.name = f"test-{method}"
+    return cfg
+
+
+def loss_drops_on_fixed_batch(config: RunConfig, steps: int = 15, data: RunData | None = None) -> tuple[float, float]:
+    """Loss of the method on one fixed batch before and after ``steps`` SGD steps on it.
+
+    The same batch, no augmentation and the same RNG seed before each evaluation: what changes is
+    only the weights, so a drop shows the method's losses train its networks.
+    """
+    torch.manual_seed(0)
+    data = data or load_run_data(config, with_val=False)
+    method = build_method(config, data.source.num_classes)
+    dataset = SliceDataset(data.train_items, data.annotations, data.source.num_classes, config.data.patch_size,
+                           augment=False)
+    chosen = select_items(dataset, method.requirements(method.options), config.method.name)
+    stride = max(1, len(chosen) // 8)
+    picks = chosen[::stride][:8]
+    mask_idx = set(dataset.mask_indices)
+    others = [i for i in chosen if i not in mask_idx]
+    if method.requirements(method.options).get("two_stream") and others:
+        picks = [i for i in picks if i in mask_idx][:4] + others[:: max(1, len(others) // 4)][:4]
+    batch = torch.utils.data.default_collate([dataset[(i, 0)] for i in picks])
+    opt = torch.optim.SGD(list(method.trainable_parameters()), lr=0.01, momentum=0.9)
+    method.train()
+
+    def total(it: int) -> torch.Tensor:
+        torch.manual_seed(1234)
+        return method.training_step(batch, StepContext(iteration=it, max_iterations=steps)).total()
+
+    before = total(steps).item()  # weights at the end of the ramp-ups, so before/after compare like with like
+    for it in range(steps):
+        loss = total(it)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for teacher, student in method.ema_pairs:
+            from frugalseg.engine.ema import update_ema
+
+            update_ema(method.teachers[teacher], method.nets[student], 0.5)
+    after = total(steps).item()
+    return before, after
