@@ -119,7 +119,7 @@ def main() -> None:
         print(name, results[name], flush=True)
     fp32 = results["(a) bare loop, fp32"]["seconds_per_iteration"]
     lines = [
-        f"| variant | s / iteration | images / s | speed-up vs bare fp32 | peak RSS (GiB) |",
+        "| variant | s / iteration | images / s | speed-up vs bare fp32 | peak RSS (GiB) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name, r in results.items():
@@ -130,7 +130,8 @@ def main() -> None:
     eng32 = results["(b) engine `supervised`, fp32"]["seconds_per_iteration"]
     lines += [
         "",
-        f"- engine / bare loop at the same precision (bf16 + channels_last): **{eng / bare_fast:.2f}x** (target <= 1.15)",
+        "- engine / bare loop at the same precision (bf16 + channels_last): "
+        f"**{eng / bare_fast:.2f}x** (target <= 1.15)",
         f"- engine fp32 / bare fp32: {eng32 / fp32:.2f}x",
         f"- engine default vs engine fp32: **{eng32 / eng:.2f}x faster** (target >= 3)",
     ]
@@ -145,7 +146,8 @@ def main() -> None:
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         marker = "<!-- train_step -->"
-        text = args.out.read_text() if args.out.exists() else "# Performance\n\nWritten by the scripts in `benchmarks/`.\n\n"
+        fresh = "# Performance\n\nWritten by the scripts in `benchmarks/`.\n\n"
+        text = args.out.read_text() if args.out.exists() else fresh
         block = f"{marker}\n{header}{table}\n{marker}\n"
         if marker in text:
             pre, _, rest = text.partition(marker)

@@ -129,9 +129,18 @@ class TrainConfig(_Strict):
     val_batch_size: int = Field(default=16, gt=0)
     checkpoint_every: int = Field(default=500, gt=0)
     log_every: int = Field(default=10, gt=0)
-    sync_batchnorm: bool = True
+    sync_batchnorm: bool = Field(
+        default=True,
+        description="DDP on GPUs: BatchNorm statistics over all ranks (on CPU torch has no SyncBatchNorm: per rank)",
+    )
     device: str | None = Field(default=None, description="unset: cuda if available, else cpu")
     threads: int | None = Field(default=None, gt=0, description="torch intra-op threads; unset: torch's default")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:  # noqa: ANN401
+        """YAML 1.1 reads a bare ``off`` as ``False``: accept it as the ``off`` it was meant to be."""
+        return "off" if value is False else value
 
 
 class MethodConfig(_Strict):

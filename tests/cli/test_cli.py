@@ -92,3 +92,26 @@ def test_out_pointing_at_existing_run_refuses(trained, capsys):
     rc = main(["train", "sample_supervised", f"data.root={sample_root()}", *TINY, "--out", str(trained)])
     assert rc == 2 and "--resume" in capsys.readouterr().err
     assert (trained / "summary.json").read_text() == marker
+
+
+def test_predict_single_nifti_file_keeps_its_affine(trained, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    affine = np.diag([1.5, 1.5, 8.0, 1.0])
+    affine[:3, 3] = [10.0, -4.0, 2.0]
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((40, 36, 3)).astype(np.float32), affine), scan)
+    ckpt = trained / "checkpoints" / "best.pt"
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(scan), "--out", str(tmp_path / "p")]) == 0
+    out = nib.load(tmp_path / "p" / "scan.nii.gz")
+    assert out.shape == (40, 36, 3) and np.allclose(out.affine, affine)
+    assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1, 2, 3}
+
+
+def test_predict_unknown_file_type_names_it(trained, tmp_path, capsys):
+    bad = tmp_path / "scan.txt"
+    bad.write_text("not an image")
+    rc = main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), "--input", str(bad), "--out",
+               str(tmp_path / "p")])
+    assert rc == 2 and "scan.txt" in capsys.readouterr().err and not (tmp_path / "p").exists()

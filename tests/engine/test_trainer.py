@@ -69,6 +69,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
         "-m", "frugalseg", "train", "sample_supervised", f"data.root={sample_root()}", "train.iterations=4",
         "train.batch_size=4", "data.patch_size=[64,64]", "train.val_every=4", "train.checkpoint_every=2",
+        "train.log_every=1",
         "model.features=[8,16,32,64,128]", "--out", str(out), "--no-progress",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

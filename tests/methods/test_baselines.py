@@ -17,7 +17,7 @@ def test_registry_lists_known_methods_on_error():
     [
         ("supervised", {}),
         ("pce", {"simulate": {"kind": "points", "seed": 0}}),
-        ("mean_teacher", {"simulate": {"kind": "budget", "budget": "acdc_1_mask_rest_unlabelled", "seed": 0}}),
+        ("mean_teacher", {"simulate": {"kind": "budget", "budget": "masks3", "seed": 0}}),
     ],
 )
 def test_a_few_steps_reduce_the_loss(method, data):

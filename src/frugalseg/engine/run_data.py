@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from frugalseg.config import RunConfig, configs_dir
+from frugalseg.config import RunConfig
 from frugalseg.data.annotations import AnnotationFile, load_annotations
 from frugalseg.data.sources import Source, open_source
 from frugalseg.data.types import Case, SliceItem
@@ -36,17 +36,6 @@ def check_ids(source: Source, ids: list[str], list_path: str | Path) -> list[str
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise DataError(Path(list_path), f"{len(missing)} case id(s) not in {source.root}: {shown}")
     return ids
-
-
-def resolve_budget(name: str) -> Path:
-    """A budget file path, or the name of a budget shipped in ``configs/budgets/``."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    for candidate in (configs_dir() / "budgets" / p.name, configs_dir() / "budgets" / f"{p.name}.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"data.simulate.budget: no budget file {name!r} (and none shipped under that name)")
 
 
 @dataclass
@@ -92,9 +81,8 @@ def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_v
         from frugalseg.data.simulate import simulate_items
 
         sim = config.data.simulate
-        budget = resolve_budget(sim.budget) if sim.budget else None
         annotations = simulate_items(
-            items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed, budget=budget, **sim.options
+            items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed, budget=sim.budget, **sim.options
         )
         if annotations_out is not None:
             from frugalseg.data.annotations import save_annotations

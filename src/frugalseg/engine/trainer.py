@@ -208,7 +208,7 @@ class Trainer:
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         method.to(device=device, memory_format=memory_format)
         if info.enabled:
-            if cfg.train.sync_batchnorm:
+            if cfg.train.sync_batchnorm and device.type == "cuda":  # SyncBatchNorm has no CPU kernel
                 for name in list(method.nets):
                     method.nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(method.nets[name])
             ids = [device.index] if device.type == "cuda" else None
@@ -241,7 +241,7 @@ class Trainer:
             start, best_dice, best_it = ckpt["iteration"], ckpt["best_dice"], ckpt["best_iteration"]
             logger.truncate_after(start)
 
-        def checkpoint_payload(iteration: int) -> dict[str, Any]:
+        def checkpoint_payload(iteration: int, rng: list[torch.Tensor]) -> dict[str, Any]:
             return {
                 "config": cfg.to_dict(),
                 "num_classes": num_classes,
@@ -251,7 +251,7 @@ class Trainer:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "rng": {"torch": _gather_rng(info)},
+                "rng": {"torch": rng},
                 "best_dice": best_dice,
                 "best_iteration": best_it,
             }
@@ -304,13 +304,15 @@ class Trainer:
                     logger.log("val", done, scores)
                     if scores["dice"] > best_dice:
                         best_dice, best_it = scores["dice"], done
-                        save_checkpoint(checkpoint_payload(done), self.run_dir / "checkpoints" / "best.pt")
+                        # rank 0 alone is here: no collective (best.pt is for inference, not for resuming)
+                        payload = checkpoint_payload(done, [torch.get_rng_state()])
+                        save_checkpoint(payload, self.run_dir / "checkpoints" / "best.pt")
                     bar.write(f"[{done}/{total}] val dice {scores['dice']:.4f} (best {best_dice:.4f} @ {best_it})")
                 method.train()
                 dist_utils.barrier(info)
             stopping = self.stop_at is not None and done >= self.stop_at
             if done % cfg.train.checkpoint_every == 0 or done == total or stopping:
-                payload = checkpoint_payload(done)  # every rank joins the RNG gather
+                payload = checkpoint_payload(done, _gather_rng(info))  # every rank joins the RNG gather
                 if info.is_main:
                     save_checkpoint(payload, self.run_dir / "checkpoints" / "last.pt")
             if stopping:

@@ -1,0 +1,125 @@
+"""The training dataset: slices in memory, annotations as constraints, augmented together.
+
+``SliceDataset[(index, aug_seed)]`` returns one training example as tensors:
+
+=============  ================  ====================================================================
+key            shape / dtype     meaning
+=============  ================  ====================================================================
+image          (1, h, w) f32     augmented, resized intensities
+candidates     (C, h, w) bool    classes each pixel may still take (DESIGN.md); all True = unknown
+presence       (C,) int8         1 present, 0 absent, -1 unknown (image level)
+label          (h, w) int64      the full mask where the item has one, else -1 everywhere
+has_mask       () bool           whether ``label`` is a full mask
+box_label      (h, w) int64      the weak mask drawn from boxes (class in its box, 0 elsewhere), else -1
+box_index      (h, w) int64      which box (in the item's ``boxes`` order) a pixel belongs to, else -1
+index          () int64          the item's index in the dataset (for per-item method state)
+=============  ================  ====================================================================
+
+Indexing by ``(index, aug_seed)`` instead of ``index`` makes each example a pure function of
+its key: the engine derives keys from (run seed, iteration), so batches, augmentations included,
+are identical after a resume and on any number of workers. Slices stay in memory (they were read
+once by the source); constraints are rasterised per call, which costs far less than the forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from frugalseg.data.annotations import AnnotationFile, Item
+from frugalseg.data.candidates import Constraints, is_labelled, rasterise
+from frugalseg.data.transforms import AugmentParams, warp
+from frugalseg.data.types import SliceItem
+from frugalseg.errors import AnnotationError
+
+
+class SliceDataset(Dataset[dict[str, Tensor]]):
+    """Training slices with their annotation constraints.
+
+    Args:
+        items: the training slices (a source's ``training_slices``).
+        annotations: the run's annotation file; ``None`` means every item carries a full mask
+            (plain supervised training on a source with labels).
+        num_classes: number of classes, background included.
+        output_size: (h, w) the network sees.
+        augment: apply the SSL4MIS random rot90/flip/rotation (resizing always happens).
+        origin: the annotation file's path, for error messages.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[SliceItem],
+        annotations: AnnotationFile | None,
+        num_classes: int,
+        output_size: Sequence[int],
+        augment: bool = True,
+        origin: str | Path = "<annotations>",
+    ) -> None:
+        self.items = list(items)
+        self.num_classes = int(num_classes)
+        self.output_size = (int(output_size[0]), int(output_size[1]))
+        self.augment = augment
+        self.origin = origin
+        if annotations is None:
+            self.annotations: list[Item | None] = [Item(mask=True) for _ in self.items]
+        else:
+            known = {it.item_id for it in self.items}
+            unknown = sorted(set(annotations.items) - known)
+            if unknown:
+                shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+                raise AnnotationError(origin, f"{len(unknown)} annotated item(s) are not training slices: {shown}",
+                                      item=unknown[0])
+            self.annotations = [annotations.items.get(it.item_id) for it in self.items]
+        for item, ann in zip(self.items, self.annotations, strict=True):
+            if ann is not None and ann.mask and item.label is None:
+                raise AnnotationError(origin, "mask: true, but the data has no label map for this item",
+                                      item=item.item_id, field="mask")
+        self.mask_indices = [i for i, a in enumerate(self.annotations) if a is not None and a.mask]
+        self.labelled_indices = [i for i, a in enumerate(self.annotations) if is_labelled(a)]
+        self.annotated_indices = [i for i, a in enumerate(self.annotations) if a is not None and not a.is_empty]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def constraints(self, index: int) -> Constraints:
+        """The unaugmented constraints of item ``index`` on its stored grid."""
+        return rasterise(self.items[index], self.annotations[index], self.num_classes, self.origin)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
+        index, aug_seed = (key, None) if isinstance(key, int) else key
+        item = self.items[index]
+        con = self.constraints(index)
+        if self.augment and aug_seed is not None:
+            params = AugmentParams.draw(np.random.default_rng(aug_seed))
+        else:
+            params = AugmentParams()
+        c = self.num_classes
+        # candidates are warped as "excluded" maps so that outside pixels (fill 0) exclude nothing
+        maps = np.concatenate([~con.dense, np.stack([con.label, con.box_label, con.box_index])]).astype(np.int64)
+        fill = np.concatenate([np.zeros(c), [-1, -1, -1]])
+        out = warp(item.image, maps, fill, con.sparse_yx, self.output_size, params)
+        candidates = out.maps[:c] < 0.5
+        label, box_label, box_index = (m.round().to(torch.int64) for m in out.maps[c:])
+        if out.keep.any():
+            yx = out.sparse_yx[out.keep]
+            cls = torch.from_numpy(con.sparse_class)[out.keep]
+            candidates[:, yx[:, 0], yx[:, 1]] = False
+            candidates[cls, yx[:, 0], yx[:, 1]] = True
+        return {
+            "image": out.image.contiguous(),
+            "candidates": candidates.contiguous(),
+            "presence": torch.from_numpy(con.presence.copy()),
+            "label": label.contiguous(),
+            "has_mask": torch.tensor(con.has_mask),
+            "box_label": box_label.contiguous(),
+            "box_index": box_index.contiguous(),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+
+__all__ = ["SliceDataset"]
