@@ -7,7 +7,6 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg demo [--out DIR]
-    frugalseg bench [--schedule quick|paper] [--only ROW ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -64,10 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="iterations per run (default: the demo's own)")
     p.add_argument("--overwrite", action="store_true")
 
-    p = sub.add_parser("bench", help="rebuild the results tables (arrives with the bench issue)")
-    p.add_argument("--schedule", choices=["quick", "paper"], default="quick")
-    p.add_argument("--only", nargs="*", default=None)
-    p.add_argument("--out", type=Path, default=Path("bench"))
     return parser
 
 
@@ -121,9 +116,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         report = run_demo(args.out, iterations=args.iterations, overwrite=args.overwrite)
         print(f"demo report: {report}")
         return 0
-    if args.command == "bench":
-        print("frugalseg bench arrives with the bench issue (#8); nothing was run.", file=sys.stderr)
-        return 2
     raise AssertionError(args.command)
 
 

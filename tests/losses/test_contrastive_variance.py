@@ -269,7 +269,8 @@ def test_cuda_if_available():
         ({"reduction": "avg"}, "reduction must be one of 'mean', 'sum', 'none'"),
         ({"temperature": 0.0}, "temperature must be > 0"),
         ({"temperature": -1.0}, "temperature must be > 0"),
-        ({"eps": -1.0}, "eps must be >= 0"),
+        ({"eps": -1.0}, "eps must be > 0"),
+        ({"eps": 0.0}, "eps must be > 0"),  # a zero floor turns an empty class into 0/0 = NaN
     ],
 )
 def test_bad_options_raise_value_error_listing_allowed_values(kwargs, match):

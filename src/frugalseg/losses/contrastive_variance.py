@@ -62,13 +62,14 @@ whole contrast spans one nat, hence the default τ = 0.1 (see ``docs/methods/psc
 
 Distributed training
 --------------------
-The contrast uses **only the local batch**: under DDP each rank contrasts the B images it holds
-and the loss is averaged by DDP's gradient all-reduce. The effective contrast set is therefore the
-per-rank batch (B·K maps), not the global batch, so with a global batch of 12 on 4 GPUs every
-anchor sees 2 positives instead of 11. This is deliberate: the paper's contrast is between images
-of one batch, gathering maps across ranks would change the loss with the number of GPUs, and
-``B ≥ 2`` images per rank are required (with B = 1 no anchor has a positive and the loss is 0).
-Keep the per-rank batch at the paper's size where results must be comparable.
+This function contrasts the maps of the batch it is given and nothing else. frugalseg's engine
+splits ``train.batch_size`` over the ranks, so under DDP each rank holds B / world_size images;
+contrasting only those would change the loss (fewer positives and negatives per anchor: 2 instead
+of 11 with a batch of 12 on 4 GPUs) with the number of GPUs. The ``pscv`` method therefore gathers
+the logits and images of every rank before calling this function (``gather_across_ranks``, on by
+default, with ``torch.distributed.nn.functional.all_gather`` so gradients flow back to each rank),
+which makes the loss and the update those of one process on the global batch. With B = 1 image in
+the contrast set no anchor has a positive and the loss is 0.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def contrastive_variance_loss(
     """Contrastive variance loss between the class variance maps of the images of one batch.
 
     See the module docstring for the formula, what is the paper's and what is reconstructed, and
-    the DDP behaviour (local batch only).
+    the DDP behaviour (this function contrasts the batch it is given; ``pscv`` gathers the ranks first).
 
     Args:
         pred: (B, K, *spatial) logits (``input_type="logits"``) or probabilities (``"probs"``).
@@ -234,22 +235,22 @@ def contrastive_variance_loss(
         include_background: whether class 0 takes part.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (then (B, K') per-anchor losses, K' = K or K − 1,
             0 for anchors with no valid positive).
-        eps: numerical floor for class masses and map norms.
+        eps: numerical floor (> 0) for class masses and map norms.
 
     Returns:
         fp32 scalar (or (B, K') for ``reduction="none"``), ≥ 0. It is 0, still attached to ``pred``,
         when no anchor has a positive (B = 1, or every class empty).
 
     Raises:
-        ValueError: on an unknown option, τ ≤ 0, ε < 0, or shapes that do not match.
+        ValueError: on an unknown option, τ ≤ 0, ε ≤ 0, or shapes that do not match.
     """
     input_type = CVInput.parse(input_type, "input_type")
     negatives = CVNegatives.parse(negatives, "negatives")
     reduction = CVReduction.parse(reduction, "reduction")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0; got {temperature!r}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0; got {eps!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0 (with 0 a class predicted nowhere gives 0/0 = NaN); got {eps!r}")
     _check_inputs(pred, image)
 
     with torch.autocast(device_type=pred.device.type, enabled=False):
@@ -313,8 +314,8 @@ class ContrastiveVarianceLoss(nn.Module):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0; got {temperature!r}")
-        if not eps >= 0:
-            raise ValueError(f"eps must be >= 0; got {eps!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0 (with 0 a class predicted nowhere gives 0/0 = NaN); got {eps!r}")
         self.temperature = float(temperature)
         self.input_type = CVInput.parse(input_type, "input_type")
         self.negatives = CVNegatives.parse(negatives, "negatives")

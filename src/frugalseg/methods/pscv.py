@@ -10,10 +10,12 @@ variance (CV) loss, which compares per-class variance maps across the images of 
     L_pCE = − 1/|Ω| Σ_{(i, j) ∈ Ω} log p_i[y_ij, j]                 Ω: pixels whose candidate set is {y_ij}
     c_ik  = Σ_j p_i[k, j] x_ij / Σ_j p_i[k, j]                       soft mean intensity of class k in image i
     z_ik  = p_i[k, ·] ⊙ (x_i − c_ik)²                                 variance map of class k in image i
-    L_CV  = mean over anchors (i, k) of
-            − 1/|P| Σ_{j ≠ i} log[ e^{s(z_ik, z_jk)/τ} / (e^{s(z_ik, z_jk)/τ} + Σ_{(j', k'), k' ≠ k} e^{s(z_ik, z_j'k')/τ}) ]
+    L_CV  = mean over the anchors a = (i, k) of ℓ(a),                  s_ab = cos(z_a, z_b) / τ
+    ℓ(a)  = − 1/|P(a)| Σ_{b ∈ P(a)} log[ e^{s_ab} / (e^{s_ab} + Σ_{n ∈ N(a)} e^{s_an}) ]
+    P(a)  = {(j, k) : j ≠ i}                                          same class, other images
+    N(a)  = {(j', k') : k' ≠ k}                                       other classes (j' ≠ i only if "other_images")
 
-with ``s`` the cosine similarity of flattened maps, ``p`` the softmax of the network, ``x`` the
+with ``cos`` the cosine similarity of flattened maps, ``p`` the softmax of the network, ``x`` the
 (augmented) input image and T the run's iterations. The formula of ``L_CV`` beyond what the abstract
 and the public reviews say is our reconstruction: see :mod:`frugalseg.losses.contrastive_variance`
 and ``docs/methods/pscv.md``. Nothing is detached: the gradient of ``L_CV`` reaches the network
@@ -54,7 +56,9 @@ class PSCVOptions(MethodOptions):
     cv_weight: float = Field(default=0.1, ge=0.0, description="λ, the weight of the CV loss (after the ramp-up)")
     temperature: float = Field(default=0.1, gt=0.0, description="τ of the CV loss's InfoNCE")
     rampup_fraction: float = Field(
-        default=0.0, ge=0.0, le=1.0,
+        default=0.0,
+        ge=0.0,
+        le=1.0,
         description="sigmoid ramp-up of λ over this fraction of the run; 0 = none (the paper mentions none)",
     )
     negatives: CVNegatives = Field(
