@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,8 +94,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         out = args.out or default_run_dir(config)
         result = Trainer(config, out, resume=args.resume, overwrite=args.overwrite,
                          progress=not args.no_progress).run()
-        print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, "
-              f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
+            print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, "
+                  f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}")
         return 0
     if args.command == "eval":
         from frugalseg.commands.evaluate import evaluate_checkpoint

@@ -74,9 +74,9 @@ def rasterise(
                 raise AnnotationError(origin, f"label map holds class {int(item.label.max())} >= {num_classes}",
                                       item=item.item_id, field="mask")
             label = item.label.astype(np.int64)
-            dense = np.eye(num_classes, dtype=bool)[label].transpose(2, 0, 1).copy()
+            dense = label[None] == np.arange(num_classes)[:, None, None]
             presence[:] = ABSENT
-            presence[np.unique(label)] = PRESENT
+            presence[np.bincount(label.ravel(), minlength=num_classes) > 0] = PRESENT
             has_mask = True
         if annotation.tags is not None:
             tagged = set(annotation.tags)

@@ -99,12 +99,33 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
         else:
             params = AugmentParams()
         c = self.num_classes
-        # candidates are warped as "excluded" maps so that outside pixels (fill 0) exclude nothing
-        maps = np.concatenate([~con.dense, np.stack([con.label, con.box_label, con.box_index])]).astype(np.int64)
-        fill = np.concatenate([np.zeros(c), [-1, -1, -1]])
-        out = warp(item.image, maps, fill, con.sparse_yx, self.output_size, params)
-        candidates = out.maps[:c] < 0.5
-        label, box_label, box_index = (m.round().to(torch.int64) for m in out.maps[c:])
+        # Warp only the maps that carry information: a mask's candidates are its one-hot label, an item
+        # without region constraints has all-True candidates, an item without boxes has box maps of -1.
+        # Candidates are warped as "excluded" maps, so pixels from outside the slice (fill 0) exclude nothing.
+        warp_dense = not con.has_mask and not con.dense.all()
+        has_boxes = bool((con.box_index >= 0).any())
+        maps = [con.label] if con.has_mask else []
+        if has_boxes:
+            maps += [con.box_label, con.box_index]
+        if warp_dense:
+            maps += list(~con.dense)
+        fill = [-1.0] * (len(maps) - (c if warp_dense else 0)) + [0.0] * (c if warp_dense else 0)
+        stacked = np.stack(maps) if maps else np.zeros((0, *item.shape), dtype=np.int64)
+        out = warp(item.image, stacked, np.asarray(fill), con.sparse_yx, self.output_size, params)
+        h, w = out.image.shape[-2:]
+        warped = iter(out.maps.round().to(torch.int64))
+        label = next(warped) if con.has_mask else torch.full((h, w), -1, dtype=torch.int64)
+        if has_boxes:
+            box_label, box_index = next(warped), next(warped)
+        else:
+            box_label = box_index = torch.full((h, w), -1, dtype=torch.int64)
+        if warp_dense:
+            candidates = torch.stack([m == 0 for m in warped])
+        elif con.has_mask:
+            candidates = torch.nn.functional.one_hot(label.clamp(min=0), c).permute(2, 0, 1).bool()
+            candidates |= (label < 0).unsqueeze(0)  # outside the slice: anything
+        else:
+            candidates = torch.ones((c, h, w), dtype=torch.bool)
         if out.keep.any():
             yx = out.sparse_yx[out.keep]
             cls = torch.from_numpy(con.sparse_class)[out.keep]

@@ -123,8 +123,11 @@ def warp(
     img_out = F.grid_sample(img[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     fill = torch.as_tensor(map_fill, dtype=torch.float32).view(-1, 1, 1)
     # sample (map - fill) with zero padding, add fill back: outside pixels take the fill value
-    maps_out = F.grid_sample((mp - fill)[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
-    maps_out = maps_out + fill
+    if len(mp):
+        maps_out = F.grid_sample((mp - fill)[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
+        maps_out = maps_out + fill
+    else:
+        maps_out = mp.new_zeros((0, *out_hw))
     yx_out, keep = _forward_points(sparse_yx, np.linalg.inv(matrix), (h, w), out_hw)
     return Warped(img_out, maps_out, yx_out, keep)
 
