@@ -187,9 +187,10 @@ def test_ddp_gathers_the_global_batch_and_matches_one_process(tmp_path):
     import torch.multiprocessing as mp
 
     world = 2
-    # fork, not spawn: the children inherit the imported modules instead of importing torch and MONAI again.
+    # spawn, not fork: a child forked after the parent ran OpenMP regions can hang in its first parallel region.
     ctx = mp.start_processes(
-        _ddp_worker, args=(world, str(tmp_path / "store"), str(tmp_path)), nprocs=world, join=False, start_method="fork"
+        _ddp_worker, args=(world, str(tmp_path / "store"), str(tmp_path)), nprocs=world, join=False,
+        start_method="spawn",
     )
     deadline = time.monotonic() + 120
     while not ctx.join(timeout=1):
