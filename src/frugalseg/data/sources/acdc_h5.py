@@ -32,7 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from frugalseg.data.sources.base import Source, check_label, register_source
+from frugalseg.data.sources.base import Source, as_class_indices, check_label, register_source
 from frugalseg.data.types import Case, SliceItem
 from frugalseg.errors import DataError
 
@@ -86,7 +86,7 @@ def read_h5_pair(path: Path, ndim: int, num_classes: int | None = None) -> tuple
         kind = "slice" if ndim == 2 else "volume"
         raise DataError(path, f"'image' has shape {image.shape}; a {kind} file holds a {ndim}D image")
     image = _as_float32(path, image)
-    label = _as_uint8_label(path, label)
+    label = as_class_indices(path, label)
     check_label(path, image, label, num_classes)
     return image, label
 
@@ -99,21 +99,6 @@ def _as_float32(path: Path, image: np.ndarray) -> np.ndarray:
     if not np.isfinite(image).all():
         raise DataError(path, "'image' holds NaN or infinite values")
     return image
-
-
-def _as_uint8_label(path: Path, label: np.ndarray) -> np.ndarray:
-    """Class indices as uint8; a float label is accepted only when every value is a whole number."""
-    if label.dtype == np.uint8:
-        return label
-    if not (np.issubdtype(label.dtype, np.floating) or np.issubdtype(label.dtype, np.integer)):
-        raise DataError(path, f"'label' has dtype {label.dtype}; expected class indices")
-    if label.size:
-        if np.issubdtype(label.dtype, np.floating) and not np.array_equal(label, np.round(label)):
-            raise DataError(path, "'label' holds non-integer values; expected class indices")
-        low, high = float(label.min()), float(label.max())
-        if low < 0 or high > 255:
-            raise DataError(path, f"'label' values span [{low:g}, {high:g}]; expected class indices 0..255")
-    return label.astype(np.uint8)
 
 
 def _read_list(path: Path) -> list[str] | None:

@@ -115,3 +115,19 @@ def check_label(path: Path, image: np.ndarray, label: np.ndarray | None, num_cla
         raise DataError(path, f"label holds class {int(label.max())} but the data set has {num_classes} classes")
     if label.size and int(label.min()) < 0:
         raise DataError(path, f"label holds negative class {int(label.min())}")
+
+
+def as_class_indices(path: Path, label: np.ndarray) -> np.ndarray:
+    """Class indices as uint8 (labels are often stored as float or int16); a float label is accepted only when
+    every value is a whole number. Shared by every source so that all formats reject the same bad labels."""
+    if label.dtype == np.uint8:
+        return label
+    if not (np.issubdtype(label.dtype, np.floating) or np.issubdtype(label.dtype, np.integer)):
+        raise DataError(path, f"label has dtype {label.dtype}; expected class indices")
+    if label.size:
+        if np.issubdtype(label.dtype, np.floating) and not np.array_equal(label, np.round(label)):
+            raise DataError(path, "label holds non-integer values; expected class indices")
+        low, high = float(label.min()), float(label.max())
+        if low < 0 or high > 255:
+            raise DataError(path, f"label values span [{low:g}, {high:g}]; expected class indices 0..255")
+    return label.astype(np.uint8)

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import nibabel as nib
 import numpy as np
 
-from frugalseg.data.sources.base import Source, check_label, register_source
+from frugalseg.data.sources.base import Source, as_class_indices, check_label, register_source
 from frugalseg.data.types import Case
 from frugalseg.errors import DataError
 
@@ -118,17 +118,6 @@ def _read_nifti(path: Path, *, integer: bool) -> tuple[np.ndarray, np.ndarray, t
         data = data[:, :, None]
     zooms = (zooms + (1.0, 1.0, 1.0))[:3]
     return np.ascontiguousarray(data.transpose(2, 1, 0)), affine, (zooms[2], zooms[1], zooms[0])
-
-
-def _as_label(path: Path, label: np.ndarray) -> np.ndarray:
-    """Class indices as uint8 (NIfTI labels are often stored as float or int16)."""
-    if label.size:
-        if np.issubdtype(label.dtype, np.floating) and not np.array_equal(label, np.round(label)):
-            raise DataError(path, "label holds non-integer values; expected class indices")
-        low, high = float(label.min()), float(label.max())
-        if low < 0 or high > 255:
-            raise DataError(path, f"label values span [{low:g}, {high:g}]; expected class indices 0..255")
-    return label.astype(np.uint8)
 
 
 @register_source("nnunet_raw")
@@ -289,7 +278,7 @@ class NnunetRawSource(Source):
         if label_path.is_file():
             raw_label, label_affine, _ = _read_nifti(label_path, integer=True)
             check_label(label_path, image, raw_label)
-            label = _as_label(label_path, raw_label)
+            label = as_class_indices(label_path, raw_label)
             check_label(label_path, image, label, self.num_classes)
             if not np.allclose(label_affine, affine, rtol=1e-4, atol=1e-3):
                 raise DataError(label_path, f"geometry (affine) differs from the image's {image_path.name}:\n"
