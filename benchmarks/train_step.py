@@ -26,6 +26,10 @@ from pathlib import Path
 
 import torch
 
+from frugalseg.files import replace_marked_block
+
+PAGE_HEADER = "# Performance\n\nWritten by the scripts in `benchmarks/`, one block each.\n"
+
 
 def bare(batch: int, size: int, iters: int, warmup: int, bf16: bool, channels_last: bool) -> dict:
     from frugalseg.losses.dice import dice_ce_loss
@@ -144,19 +148,7 @@ def main() -> None:
             f"after {args.warmup} warm-up. Measured {dt.date.today()} on {platform.machine()}, "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}; all rows in one run.\n\n"
         )
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        marker = "<!-- train_step -->"
-        fresh = "# Performance\n\nWritten by the scripts in `benchmarks/`.\n\n"
-        text = args.out.read_text() if args.out.exists() else fresh
-        block = f"{marker}\n{header}{table}\n{marker}\n"
-        if marker in text:
-            pre, _, rest = text.partition(marker)
-            _, _, post = rest.partition(marker + "\n")
-            text = pre + block + post
-        else:
-            text += "\n" + block
-        args.out.write_text(text)
-
+        replace_marked_block(args.out, "train_step", header + table, PAGE_HEADER)
 
 if __name__ == "__main__":
     main()

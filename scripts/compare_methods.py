@@ -17,14 +17,21 @@ as SSL4MIS does on its validation split; this makes the figures optimistic) and 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from frugalseg.cli import main as frugalseg
+from frugalseg.files import replace_marked_block
 
 METRICS = ("dice", "hd95", "asd")
 
@@ -81,6 +88,18 @@ def table(results: dict[str, list[dict[str, Any]]], which: str) -> list[str]:
     return lines
 
 
+def provenance(argv: list[str] | None) -> str:
+    """Where a table in ``docs/`` came from: date, commit, machine and the command that wrote it."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    command = " ".join(["python scripts/compare_methods.py", *(sys.argv[1:] if argv is None else argv)])
+    return (f"Written by `scripts/compare_methods.py` on {dt.date.today()} at commit {commit}, "
+            f"{platform.machine()} CPU with {os.cpu_count()} cores, torch {torch.__version__}:\n\n```\n{command}\n```")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True)
@@ -89,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedule", default="quick")
     p.add_argument("--runs", type=Path, default=Path("runs/compare"))
     p.add_argument("--out", type=Path, help="also write the Markdown tables here")
+    p.add_argument("--doc", type=Path, help="also put the tables into this Markdown page, in the block --block")
+    p.add_argument("--block", help="name of the <!-- name --> block of --doc to replace")
     args = p.parse_args(argv)
+    if (args.doc is None) != (args.block is None):
+        p.error("--doc and --block go together")
     results: dict[str, list[dict[str, Any]]] = {}
     for text in args.row:
         label, config, overrides = parse_row(text)
@@ -104,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
+    if args.doc:
+        replace_marked_block(args.doc, args.block, provenance(argv) + "\n\n" + text)
     return 0
 
 

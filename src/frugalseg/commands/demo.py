@@ -28,6 +28,7 @@ from frugalseg import __version__
 from frugalseg.config import load_config
 from frugalseg.data.sample import sample_path
 from frugalseg.errors import OutputExistsError
+from frugalseg.files import write_text_atomic
 
 DEMO_RUNS = {"pce": "sample_pce", "supervised": "sample_supervised"}
 
@@ -62,7 +63,7 @@ def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = F
     _plot_curves(out, list(DEMO_RUNS))
     _plot_predictions(out, data_root, list(DEMO_RUNS))
     report = out / "report.md"
-    report.write_text(_report_text(summaries, seconds))
+    write_text_atomic(report, _report_text(summaries, seconds), overwrite=True)
     return report
 
 

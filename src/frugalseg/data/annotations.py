@@ -17,15 +17,14 @@ gives the same file on every machine and files can be compared with ``cmp``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from frugalseg.errors import AnnotationError, OutputExistsError
+from frugalseg.errors import AnnotationError
+from frugalseg.files import atomic_path, refuse_existing
 
 FORMAT = "frugalseg.annotations/1"
 
@@ -423,21 +422,9 @@ def save_annotations(ann: AnnotationFile, path: str | Path, overwrite: bool = Fa
         AnnotationError: ``ann`` breaks a rule of the format.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
+    refuse_existing(path, overwrite)
     check_annotations(ann, None, path)
     data = dumps_annotations(ann).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        if path.exists() and not overwrite:  # appeared while we were writing
-            raise OutputExistsError(path)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+        refuse_existing(path, overwrite)  # it may have appeared while we were writing

@@ -11,14 +11,13 @@ run killed mid-write never leaves a truncated checkpoint behind. Reading uses
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from frugalseg.errors import CheckpointError
+from frugalseg.files import atomic_path
 
 CHECKPOINT_FORMAT = "frugalseg.checkpoint/1"
 
@@ -26,18 +25,8 @@ CHECKPOINT_FORMAT = "frugalseg.checkpoint/1"
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to ``path`` atomically (temp file + rename in the same folder)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
     return path
 
 

@@ -12,8 +12,6 @@ from a format without geometry (the SSL4MIS HDF5 files, PNG folders) gets a diag
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import nibabel as nib
@@ -21,7 +19,7 @@ import numpy as np
 
 from frugalseg.data.sources.nnunet_raw import to_nifti
 from frugalseg.data.types import Case
-from frugalseg.errors import OutputExistsError
+from frugalseg.files import atomic_path, refuse_existing
 
 __all__ = ["NIFTI_SUFFIXES", "case_affine", "label_image", "write_label_nifti"]
 
@@ -86,15 +84,8 @@ def write_label_nifti(labels: np.ndarray, case: Case, path: str | Path, overwrit
     suffix = next((s for s in NIFTI_SUFFIXES if path.name.endswith(s)), None)
     if suffix is None:
         raise ValueError(f"{path}: a NIfTI output must end in .nii.gz or .nii")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
+    refuse_existing(path, overwrite)
     img = label_image(labels, case)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp{suffix}")  # nibabel picks the format from the suffix
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:  # nibabel picks the format from the suffix
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

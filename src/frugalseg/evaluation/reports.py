@@ -11,36 +11,19 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from frugalseg.errors import OutputExistsError
 from frugalseg.evaluation.metrics import METRICS, VolumeResult, class_names
+from frugalseg.files import write_text_atomic
 
 __all__ = ["CSV_COLUMNS", "per_volume_rows", "write_per_volume_csv", "write_reports", "write_summary_json"]
 
 CSV_COLUMNS: tuple[str, ...] = ("case_id", "class_index", "class", *METRICS, "pred_empty", "ref_empty", "units")
 """Columns of the per-volume CSV, in order."""
 
-
-def _write_atomic(path: Path, text: str, overwrite: bool) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def per_volume_rows(
@@ -74,7 +57,7 @@ def write_per_volume_csv(
     writer.writeheader()
     writer.writerows(per_volume_rows(results, classes))
     path = Path(path)
-    _write_atomic(path, buf.getvalue(), overwrite)
+    write_text_atomic(path, buf.getvalue(), overwrite)
     return path
 
 
@@ -96,7 +79,7 @@ def write_summary_json(summary: Mapping[str, Any], path: str | Path, overwrite: 
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
     """
     path = Path(path)
-    _write_atomic(path, json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n", overwrite)
+    write_text_atomic(path, json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n", overwrite)
     return path
 
 
