@@ -164,6 +164,59 @@ def test_box_options() -> None:
         assert all(0 <= b.y0 <= b.y1 < 48 and 0 <= b.x0 <= b.x1 < 48 for b in it.boxes)
 
 
+def test_box_corruption_is_reproducible_and_recorded() -> None:
+    """Noisy boxes (DII + DCR's evidence): which boxes are corrupted is drawn from the seed and listed in provenance."""
+    opts = {"corrupt_fraction": 0.4, "corruption": "mixed", "corrupt_shift": 0.5}
+    noisy = simulate_items(ITEMS, CLASSES, 4, "boxes", 3, **opts)
+    tight = simulate_items(ITEMS, CLASSES, 4, "boxes", 3)
+    assert sim("boxes", 3, **opts) == sim("boxes", 3, **opts)  # same seed, same bytes
+    assert sim("boxes", 3, **opts) != sim("boxes", 4, **opts)
+    bad = noisy.provenance["corrupted_boxes"]
+    assert noisy.provenance["options"]["corrupt_fraction"] == 0.4
+    n_boxes = sum(len(it.boxes) for it in tight.items.values())
+    n_bad = sum(len(v) for v in bad.values())
+    assert 0 < n_bad < n_boxes
+    for item_id, item in noisy.items.items():
+        clean = tight.items[item_id].boxes
+        assert len(item.boxes) == len(clean) and item.tags == tight.items[item_id].tags
+        for k, (b, c) in enumerate(zip(item.boxes, clean)):
+            if k not in bad.get(item_id, []):
+                assert b == c
+                continue
+            assert b != c
+            if b.class_ != c.class_:  # a class change keeps the box where it was
+                assert (b.y0, b.x0, b.y1, b.x1) == (c.y0, c.x0, c.y1, c.x1) and b.class_ in (1, 2, 3)
+            else:  # a shift keeps the size and stays inside the image
+                assert (b.y1 - b.y0, b.x1 - b.x0) == (c.y1 - c.y0, c.x1 - c.x0)
+                assert 0 <= b.y0 and b.y1 < 48 and 0 <= b.x0 and b.x1 < 48
+
+
+def test_box_corruption_off_by_default_changes_nothing() -> None:
+    plain = simulate_items(ITEMS, CLASSES, 4, "boxes", 0)
+    assert "corrupted_boxes" not in plain.provenance and "corrupt_fraction" not in plain.provenance["options"]
+    assert sim("boxes", 0, corrupt_fraction=0.0, corruption="class") == sim("boxes", 0)
+    everything = simulate_items(ITEMS, CLASSES, 4, "boxes", 0, corrupt_fraction=1.0, corruption="class")
+    assert all(b.class_ != c.class_ for item_id, it in everything.items.items()
+               for b, c in zip(it.boxes, plain.items[item_id].boxes))
+
+
+def test_box_corruption_in_a_budget_and_bad_options() -> None:
+    budget = {"masks": {"fraction": 0.34}, "rest": {"boxes": 1},
+              "options": {"boxes": {"corrupt_fraction": 0.5, "corruption": "shift"}}}
+    ann = simulate_items(ITEMS, CLASSES, 4, "budget", 0, budget=budget)
+    assert ann.provenance["corrupted_boxes"] and ann.provenance["options"]["boxes"]["corruption"] == "shift"
+    for bad, words in [({"corrupt_fraction": 1.5}, "corrupt_fraction"), ({"corruption": "swap"}, "corruption"),
+                       ({"corrupt_shift": 0}, "corrupt_shift"), ({"corrupt_fraction": "a lot"}, "corrupt_fraction")]:
+        with pytest.raises(ConfigError, match=words):
+            simulate_items(ITEMS, CLASSES, 4, "boxes", 0, **bad)
+    binary = [SliceItem(it.item_id, it.case_id, it.patient_id, it.image, (it.label > 0).astype(np.uint8))
+              for it in ITEMS[:3]]
+    with pytest.raises(ConfigError, match="two foreground classes"):
+        simulate_items(binary, {1: "heart"}, 2, "boxes", 0, corrupt_fraction=0.5, corruption="class")
+    shifted = simulate_items(binary, {1: "heart"}, 2, "boxes", 0, corrupt_fraction=0.5, corruption="shift")
+    assert "corrupted_boxes" in shifted.provenance
+
+
 def test_tags_are_the_classes_present() -> None:
     ann = simulate_items(ITEMS, CLASSES, 4, "tags", 0)
     assert len(ann.items) == len(ITEMS)
@@ -268,7 +321,7 @@ def test_largest_remainder_property(total: int, weights: list[int]) -> None:
 
 
 @pytest.mark.parametrize("name", ["all_masks", "points", "scribbles", "masks3", "masks7", "masks7_boxes",
-                                  "masks3_boxes_tags"])
+                                  "masks3_boxes_tags", "masks7_boxes_noisy"])
 def test_shipped_budgets_load(name: str) -> None:
     assert budget_path(name).suffix == ".yaml"
     load_budget(name)

@@ -36,6 +36,7 @@ from frugalseg.errors import ConfigError, DataError, OutputExistsError
 
 __all__ = [
     "BUDGET_KINDS",
+    "CORRUPTIONS",
     "KINDS",
     "SIMULATOR",
     "BoxOptions",
@@ -45,6 +46,7 @@ __all__ = [
     "TagOptions",
     "assign_patients",
     "budget_path",
+    "corrupt_boxes",
     "item_rng",
     "load_budget",
     "patient_order",
@@ -61,6 +63,9 @@ SIMULATOR = "frugalseg.simulate/1"
 
 KINDS = ("points", "scribbles", "boxes", "tags", "budget")
 """What ``frugalseg simulate --kind`` accepts."""
+
+CORRUPTIONS = ("shift", "class", "mixed")
+"""What a corrupted box can suffer (:class:`BoxOptions` ``corruption``)."""
 
 BUDGET_KINDS = ("masks", "scribbles", "points", "boxes", "tags", "unlabelled")
 """What a budget can give a patient, in the fixed order used to break ties and lay out blocks."""
@@ -187,12 +192,22 @@ class BoxOptions(_Options):
         with_tags: also write the item's tags. Boxes are drawn exhaustively, so a class without a box
             is absent; saying so explicitly keeps a box-annotated slice with no foreground from looking
             unlabelled, and lets the candidate map remove absent classes (MLDS treats them as negatives).
+        corrupt_fraction: probability that a box is corrupted (noisy-weak-label experiments, DII + DCR);
+            the corrupted boxes are listed in the file's provenance (``corrupted_boxes``) so that an
+            evaluation can tell them apart. 0, the default, corrupts nothing and draws no random numbers.
+        corruption: what a corrupted box suffers: ``shift`` (moved, see ``corrupt_shift``), ``class``
+            (another foreground class, drawn uniformly) or ``mixed`` (either, with probability 1/2).
+        corrupt_shift: a shifted box moves by this fraction of its own height and width, in a uniformly
+            drawn direction, then back inside the image if it left it (its size is kept).
     """
 
     connectivity: int = 8
     min_size: int = 1
     jitter: int = 0
     with_tags: bool = True
+    corrupt_fraction: float = 0.0
+    corruption: str = "shift"
+    corrupt_shift: float = 0.5
 
     def __post_init__(self) -> None:
         if self.connectivity not in (4, 8) or isinstance(self.connectivity, bool):
@@ -201,6 +216,28 @@ class BoxOptions(_Options):
         _need_int("jitter", self.jitter, 0)
         if not isinstance(self.with_tags, bool):
             raise ValueError(f"with_tags must be true or false, got {self.with_tags!r}")
+        for name in ("corrupt_fraction", "corrupt_shift"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not 0.0 <= self.corrupt_fraction <= 1.0:
+            raise ValueError(f"corrupt_fraction must lie in [0, 1], got {self.corrupt_fraction}")
+        if self.corrupt_shift <= 0.0:
+            raise ValueError(f"corrupt_shift must be positive, got {self.corrupt_shift}")
+        if self.corruption not in CORRUPTIONS:
+            raise ValueError(f"corruption must be one of {', '.join(CORRUPTIONS)}, got {self.corruption!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as recorded in provenance; the corruption options only when boxes are corrupted.
+
+        Leaving them out at their default keeps the files simulated before they existed byte-identical.
+        """
+        out = super().as_dict()
+        if not self.corrupt_fraction:
+            for name in ("corrupt_fraction", "corruption", "corrupt_shift"):
+                out.pop(name)
+        return out
 
 
 @dataclass(frozen=True)
@@ -271,6 +308,54 @@ def simulate_boxes(label: np.ndarray, rng: np.random.Generator, options: BoxOpti
                 y0, y1, x0, x1 = min(ya, yb), max(ya, yb), min(xa, xb), max(xa, xb)
             boxes.append(Box.model_validate({"class": c, "y0": int(y0), "x0": int(x0), "y1": int(y1), "x1": int(x1)}))
     return boxes
+
+
+def corrupt_boxes(
+    boxes: Sequence[Box], shape: tuple[int, int], num_classes: int, rng: np.random.Generator, options: BoxOptions
+) -> tuple[list[Box], list[int]]:
+    """Corrupt each box with probability ``options.corrupt_fraction``: a noisy annotator, reproducibly.
+
+    Boxes are visited in order; each draws one uniform number (corrupted or not) and a corrupted one
+    draws what it needs: for ``mixed`` one more uniform (shift or class), then for a shift the
+    direction θ ~ U[0, 2π) and for a class change a uniform pick among the other foreground classes.
+    A shift moves the box by ``(round(s·h·sin θ), round(s·w·cos θ))`` with s = ``corrupt_shift`` and
+    (h, w) its size, then moves it back inside the ``shape`` if needed, keeping its size.
+
+    Returns:
+        the boxes (corrupted ones replaced, order kept) and the indices of the boxes that changed (a
+        shift that leaves a box where it was, a one-pixel box or one against the border, is not listed).
+
+    Raises:
+        ValueError: ``class`` or ``mixed`` corruption with fewer than two foreground classes.
+    """
+    if options.corruption != "shift" and num_classes < 3:
+        raise ValueError(f"corruption {options.corruption!r} needs two foreground classes; the data has "
+                         f"{num_classes - 1}")
+    h_img, w_img = shape
+    out: list[Box] = []
+    corrupted: list[int] = []
+    for k, b in enumerate(boxes):
+        if float(rng.random()) >= options.corrupt_fraction:
+            out.append(b)
+            continue
+        kind = options.corruption
+        if kind == "mixed":
+            kind = "shift" if float(rng.random()) < 0.5 else "class"
+        y0, x0, y1, x1, c = b.y0, b.x0, b.y1, b.x1, b.class_
+        if kind == "shift":
+            theta = float(rng.uniform(0.0, 2.0 * math.pi))
+            h, w = y1 - y0 + 1, x1 - x0 + 1
+            y0 = int(np.clip(y0 + round(options.corrupt_shift * h * math.sin(theta)), 0, h_img - h))
+            x0 = int(np.clip(x0 + round(options.corrupt_shift * w * math.cos(theta)), 0, w_img - w))
+            y1, x1 = y0 + h - 1, x0 + w - 1
+        else:
+            others = [o for o in range(1, num_classes) if o != c]
+            c = others[int(rng.integers(len(others)))]
+        new = Box.model_validate({"class": c, "y0": y0, "x0": x0, "y1": y1, "x1": x1})
+        if new != b:  # a shift can leave a one-pixel box, or one against the border, where it was
+            corrupted.append(k)
+        out.append(new)
+    return out, corrupted
 
 
 def _neighbour_count(mask: np.ndarray) -> np.ndarray:
@@ -397,18 +482,25 @@ def simulate_scribbles(
     return scribbles
 
 
-def _simulate_one(kind: str, label: np.ndarray, rng: np.random.Generator, options: Any) -> Item:
+def _simulate_one(
+    kind: str, label: np.ndarray, rng: np.random.Generator, options: Any, num_classes: int
+) -> tuple[Item, list[int]]:
+    """One item's annotation and the indices of its corrupted boxes (empty unless boxes are corrupted)."""
     if kind == "masks":
-        return Item(mask=True)
+        return Item(mask=True), []
     if kind == "points":
-        return Item(points=simulate_points(label, rng, options))
+        return Item(points=simulate_points(label, rng, options)), []
     if kind == "scribbles":
-        return Item(scribbles=simulate_scribbles(label, rng, options))
+        return Item(scribbles=simulate_scribbles(label, rng, options)), []
     if kind == "boxes":
         boxes = simulate_boxes(label, rng, options)
-        return Item(boxes=boxes, tags=simulate_tags(label) if options.with_tags else None)
+        corrupted: list[int] = []
+        if options.corrupt_fraction:
+            boxes, corrupted = corrupt_boxes(boxes, label.shape, num_classes, rng, options)
+        # Tags stay the classes truly present: a box with a wrong class is the noise under study, not a tag.
+        return Item(boxes=boxes, tags=simulate_tags(label) if options.with_tags else None), corrupted
     if kind == "tags":
-        return Item(tags=simulate_tags(label))
+        return Item(tags=simulate_tags(label)), []
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -662,7 +754,12 @@ def simulate_items(
         provenance["options"] = opts.as_dict()
         kind_options = {kind: opts}
         assignment = None
+    box_options = kind_options.get("boxes")
+    if box_options is not None and box_options.corrupt_fraction and box_options.corruption != "shift" \
+            and num_classes < 3:
+        raise ConfigError(f"boxes: corruption {box_options.corruption!r} needs two foreground classes")
     out: dict[str, Item] = {}
+    corrupted: dict[str, list[int]] = {}
     for item in items:
         this = kind if assignment is None else assignment[item.patient_id]
         if this == "unlabelled":
@@ -670,7 +767,13 @@ def simulate_items(
         if item.item_id in out:
             raise DataError(origin, f"item id {item.item_id!r} occurs twice")
         label = _check_label(item, num_classes, origin)
-        out[item.item_id] = _simulate_one(this, label, item_rng(seed, item.item_id), kind_options[this])
+        out[item.item_id], bad = _simulate_one(this, label, item_rng(seed, item.item_id), kind_options[this],
+                                               num_classes)
+        if bad:
+            corrupted[item.item_id] = bad
+    if box_options is not None and box_options.corrupt_fraction:
+        # Which boxes are wrong, so that an evaluation can compare them with the clean ones (never read to train).
+        provenance["corrupted_boxes"] = dict(sorted(corrupted.items()))
     return AnnotationFile(classes=_class_names(classes, num_classes), items=out, provenance=provenance)
 
 

@@ -6,6 +6,7 @@ names re-exported below.
 
 from __future__ import annotations
 
+from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
 from frugalseg.losses.contrastive_variance import (
     ContrastiveVarianceLoss,
     CVInput,
@@ -16,6 +17,21 @@ from frugalseg.losses.contrastive_variance import (
     cosine_similarity_matrix,
     variance_maps,
 )
+from frugalseg.losses.instance_weighting import (
+    IndicatorOptimizer,
+    indicator_step,
+    influence,
+    segment_classifier_gradients,
+    weighted_cross_entropy,
+)
+from frugalseg.losses.multilabel_deep_supervision import (
+    MLDSActivation,
+    MLDSReduction,
+    box_positive_map,
+    global_tag_loss,
+    multilabel_deep_supervision_loss,
+    ordinary_deep_supervision_loss,
+)
 from frugalseg.losses.partial_ce import PartialCrossEntropyLoss, labelled_targets, partial_cross_entropy
 
 __all__ = [
@@ -23,11 +39,25 @@ __all__ = [
     "CVNegatives",
     "CVReduction",
     "ContrastiveVarianceLoss",
+    "IndicatorOptimizer",
+    "MLDSActivation",
+    "MLDSReduction",
     "PartialCrossEntropyLoss",
+    "box_positive_map",
     "class_mean_intensity",
     "contrastive_variance_loss",
     "cosine_similarity_matrix",
+    "cross_pseudo_supervision",
+    "cutmix_masks",
+    "global_tag_loss",
+    "indicator_step",
+    "influence",
     "labelled_targets",
+    "mix",
+    "multilabel_deep_supervision_loss",
+    "ordinary_deep_supervision_loss",
     "partial_cross_entropy",
+    "segment_classifier_gradients",
     "variance_maps",
+    "weighted_cross_entropy",
 ]
