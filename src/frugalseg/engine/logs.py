@@ -11,7 +11,9 @@ class RunLogger:
     """Append scalar rows to ``<run>/log.csv`` (one row per logged iteration) and to TensorBoard ``<run>/tb``.
 
     The CSV's columns are fixed by the first row of each kind (``train`` or ``val``) so that
-    a resumed run appends to the same file without rewriting it.
+    a resumed run appends to the same file without rewriting it. A row with a column the file lacks
+    (a multi-stage method's later stage logs other losses) widens the header once: the file is rewritten
+    with the new columns appended, empty in the earlier rows.
     """
 
     def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True) -> None:
@@ -35,6 +37,9 @@ class RunLogger:
         else:
             with path.open(newline="") as fh:
                 fields = next(csv.reader(fh))
+            added = [k for k in row if k not in fields]
+            if added:
+                fields = self._widen(path, fields + added)
         with path.open("a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore", restval="")
             if new:
@@ -43,6 +48,17 @@ class RunLogger:
         if self._writer is not None:
             for key, value in values.items():
                 self._writer.add_scalar(f"{kind}/{key}", float(value), iteration)
+
+    @staticmethod
+    def _widen(path: Path, fields: list[str]) -> list[str]:
+        """Rewrite ``path`` under the header ``fields`` (a superset of its own); earlier rows get empty cells."""
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        return fields
 
     def truncate_after(self, iteration: int) -> None:
         """Drop rows logged after ``iteration`` (a resumed run re-does them; keeps the CSV free of duplicates)."""

@@ -6,6 +6,7 @@ Pure functions of the iteration, so that a resumed run recomputes them exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 
 def poly_lr_factor(iteration: int, max_iterations: int, power: float = 0.9, warmup_iterations: int = 0) -> float:
@@ -45,3 +46,22 @@ def ema_decay(iteration: int, target: float) -> float:
     after ``1/(1-target)`` steps it reaches the target decay.
     """
     return min(1.0 - 1.0 / (iteration + 1), target)
+
+
+def split_iterations(total: int, weights: Sequence[float]) -> list[int]:
+    """Split ``total`` iterations in proportion to ``weights`` (largest remainder; exact sum).
+
+    Ties in the remainders go to the earlier stage, so ``split_iterations(20, [1, 1, 1]) == [7, 7, 6]``.
+
+    Raises:
+        ValueError: a negative weight, or all weights zero.
+    """
+    if any(w < 0 for w in weights) or not sum(weights) > 0:
+        raise ValueError(f"stage weights must be non-negative and not all zero; got {list(weights)}")
+    scale = total / sum(weights)
+    exact = [w * scale for w in weights]
+    counts = [int(e) for e in exact]
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts

@@ -7,6 +7,22 @@ step the optimiser and the poly schedule, update the EMA teachers, log; every
 checkpoint by mean Dice; every ``checkpoint_every`` iterations save ``last.pt``.
 Under ``torchrun`` the same loop runs on every rank with DistributedDataParallel;
 rank 0 alone logs, evaluates and saves.
+
+Stages. A method may split the run into consecutive stages (:meth:`Method.stages`, e.g. ACTION's
+global distillation, local distillation and fine-tuning; :mod:`frugalseg.engine.stages`). The loop is
+the same; what the engine does per stage is generic and method-agnostic:
+
+- the poly learning rate restarts at each stage's first iteration and decays over the stage's length;
+- at a stage's first iteration the optimiser state (momentum) is cleared, the stage's parameter-group
+  values (e.g. ``nesterov``) are set, and :meth:`Method.on_stage_start` is called (where a method
+  re-initialises a teacher, say) -- also when a resumed run starts exactly there;
+- batches have the stage's size and mask slots (:class:`~frugalseg.methods.Stage`);
+- the step context names the stage, the logs get a ``stage`` column (its index), and the last
+  iteration of each stage saves ``checkpoints/stage_<name>.pt`` as well as ``last.pt``.
+
+A run is still one schedule over ``train.iterations``: resuming from ``last.pt`` lands in the right
+stage with the right learning rate because all of it is a function of the iteration. A method of one
+stage (every method but ACTION) gets exactly the loop it had before stages existed.
 """
 
 from __future__ import annotations
@@ -35,9 +51,11 @@ from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from frugalseg.engine.ema import update_ema
 from frugalseg.engine.logs import RunLogger
 from frugalseg.engine.run_data import RunData, load_run_data
-from frugalseg.engine.schedules import ema_decay, poly_lr_factor
+from frugalseg.engine.schedules import ema_decay
+from frugalseg.engine.stages import StagePlan
 from frugalseg.errors import CheckpointError, DataError, OutputExistsError
-from frugalseg.methods import Method, StepContext, get_method
+from frugalseg.methods import Method, get_method
+from frugalseg.methods.base import StepContext
 from frugalseg.nets import UNet
 
 RUN_MARKER = "config.json"
@@ -192,17 +210,15 @@ class Trainer:
             data.train_items, data.annotations, num_classes, cfg.data.patch_size, augment=cfg.data.augment
         )
         chosen = select_items(dataset, requirements, cfg.method.name)
-        primary, per_batch = None, None
+        total = cfg.train.iterations
+        stages = StagePlan(method.stages(total), total)
+        primary = None
         if requirements.get("two_stream"):
             mask_set = set(dataset.mask_indices)
             primary = [i for i in chosen if i in mask_set]
-            per_batch = cfg.data.mask_items_per_batch or cfg.train.batch_size // 2
             if not primary or len(primary) == len(chosen):
-                primary, per_batch = None, None  # nothing to mix: plain sampling
-        plan = BatchPlan(len(chosen), cfg.train.batch_size, cfg.train.seed, primary=_positions(chosen, primary),
-                         primary_per_batch=per_batch)
-        if cfg.train.batch_size % info.world_size:
-            raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by {info.world_size} ranks")
+                primary = None  # nothing to mix: plain sampling
+        plans = [self._batch_plan(stages, k, chosen, primary, info) for k in range(len(stages))]
 
         channels_last = cfg.train.channels_last if cfg.train.channels_last is not None else True
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -212,7 +228,10 @@ class Trainer:
                 for name in list(method.nets):
                     method.nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(method.nets[name])
             ids = [device.index] if device.type == "cuda" else None
-            method.wrap_networks(lambda net: nn.parallel.DistributedDataParallel(net, device_ids=ids))
+            unused = method.ddp_find_unused_parameters
+            method.wrap_networks(
+                lambda net: nn.parallel.DistributedDataParallel(net, device_ids=ids, find_unused_parameters=unused)
+            )
 
         params = list(method.trainable_parameters())
         o = cfg.optim
@@ -222,9 +241,8 @@ class Trainer:
             )
         else:
             optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-        total = cfg.train.iterations
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda it: poly_lr_factor(it, total, o.poly_power, o.warmup_iterations)
+            optimizer, lambda it: stages.lr_factor(it, o.poly_power, o.warmup_iterations)
         )
         amp_dtype = autocast_dtype(cfg.train.precision, device)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16 and device.type == "cuda")
@@ -263,11 +281,17 @@ class Trainer:
         bar = tqdm(total=total, initial=start, disable=not (self.progress and info.is_main), desc=cfg.name or "train",
                    dynamic_ncols=True)
         for it in range(start, total):
+            stage_index = stages.index_at(it)
+            ctx = stages.context(it)
+            if it == stages.start(stage_index):
+                self._start_stage(method, optimizer, stages, stage_index, ctx)
+                if len(stages) > 1:
+                    bar.set_description(f"{cfg.name or 'train'} [{ctx.stage}]")
+            plan = plans[stage_index]
             keys = plan.for_rank(plan.batch(it), info.rank, info.world_size)
             batch = default_collate([dataset[(chosen[i], s)] for i, s in keys])
             batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
             batch["image"] = batch["image"].contiguous(memory_format=memory_format)
-            ctx = StepContext(iteration=it, max_iterations=total)
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
             with autocast:
                 out = method.training_step(batch, ctx)
@@ -293,6 +317,8 @@ class Trainer:
                             for k, v in out.losses.items()})
                 row.update({f"w_{k}": v for k, v in out.weights.items()})
                 row.update(out.metrics)
+                if len(stages) > 1:
+                    row["stage"] = stage_index
                 now = time.perf_counter()
                 row["seconds_per_iteration"] = (now - t_log) / max(1, done - it_log)
                 t_log, it_log = now, done
@@ -311,10 +337,13 @@ class Trainer:
                 method.train()
                 dist_utils.barrier(info)
             stopping = self.stop_at is not None and done >= self.stop_at
-            if done % cfg.train.checkpoint_every == 0 or done == total or stopping:
+            stage_end = len(stages) > 1 and done == stages.end(stage_index)
+            if done % cfg.train.checkpoint_every == 0 or done == total or stopping or stage_end:
                 payload = checkpoint_payload(done, _gather_rng(info))  # every rank joins the RNG gather
                 if info.is_main:
                     save_checkpoint(payload, self.run_dir / "checkpoints" / "last.pt")
+                    if stage_end:
+                        save_checkpoint(payload, self.run_dir / "checkpoints" / f"stage_{ctx.stage}.pt")
             if stopping:
                 break
         bar.close()
@@ -327,6 +356,34 @@ class Trainer:
                        "train_seconds": seconds, "world_size": info.world_size}
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return TrainResult(self.run_dir, done, best_dice, best_it, seconds)
+
+    def _batch_plan(self, stages: StagePlan, index: int, chosen: list[int], primary: list[int] | None,
+                    info: dist_utils.DistInfo) -> BatchPlan:
+        """The batch composition of stage ``index`` (two-stream when ``primary`` lists the mask items)."""
+        cfg = self.config
+        size, per_batch = stages.batch_shape(index, cfg.train.batch_size, cfg.data.mask_items_per_batch)
+        if size % info.world_size:
+            raise ValueError(f"batch size {size} (stage {stages.stages[index].name!r}) is not divisible by "
+                             f"{info.world_size} ranks")
+        if primary is None:
+            return BatchPlan(len(chosen), size, cfg.train.seed)
+        return BatchPlan(len(chosen), size, cfg.train.seed, primary=_positions(chosen, primary),
+                         primary_per_batch=per_batch or size // 2)
+
+    @staticmethod
+    def _start_stage(method: Method, optimizer: torch.optim.Optimizer, stages: StagePlan, index: int,
+                     ctx: StepContext) -> None:
+        """What changes at a stage's first iteration: optimiser state and group values, then the method's hook."""
+        stage = stages.stages[index]
+        if index > 0 and stage.reset_optimizer:
+            optimizer.state.clear()
+        for key, value in stage.optimizer.items():
+            for group in optimizer.param_groups:
+                if key not in group:
+                    raise ValueError(f"stage {stage.name!r} sets optimiser option {key!r}, which "
+                                     f"{type(optimizer).__name__} does not have")
+                group[key] = value
+        method.on_stage_start(stage, ctx)
 
     def _validate(self, method: Method, data: RunData, device: torch.device, amp: bool,
                   channels_last: bool) -> dict[str, float]:

@@ -6,6 +6,14 @@ names re-exported below.
 
 from __future__ import annotations
 
+from frugalseg.losses.anatomical_contrast import (
+    AnCoSample,
+    anatomical_contrast_from_sample,
+    anatomical_contrast_loss,
+    class_prototypes,
+    class_relation_graph,
+    sample_anatomical_contrast,
+)
 from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
 from frugalseg.losses.contrastive_variance import (
     ContrastiveVarianceLoss,
@@ -17,6 +25,7 @@ from frugalseg.losses.contrastive_variance import (
     cosine_similarity_matrix,
     variance_maps,
 )
+from frugalseg.losses.distillation import anchor_logits, soft_distillation_kl
 from frugalseg.losses.instance_weighting import (
     IndicatorOptimizer,
     indicator_step,
@@ -33,8 +42,19 @@ from frugalseg.losses.multilabel_deep_supervision import (
     ordinary_deep_supervision_loss,
 )
 from frugalseg.losses.partial_ce import PartialCrossEntropyLoss, labelled_targets, partial_cross_entropy
+from frugalseg.losses.pseudo_label import confidence_weighted_cross_entropy, confident_fraction
 
 __all__ = [
+    "AnCoSample",
+    "anatomical_contrast_from_sample",
+    "anatomical_contrast_loss",
+    "anchor_logits",
+    "class_prototypes",
+    "class_relation_graph",
+    "confidence_weighted_cross_entropy",
+    "confident_fraction",
+    "sample_anatomical_contrast",
+    "soft_distillation_kl",
     "CVInput",
     "CVNegatives",
     "CVReduction",

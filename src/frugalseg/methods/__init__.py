@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from frugalseg.methods import dii_dcr, mean_teacher, mlds, pce, pscv, supervised  # noqa: F401  (register the methods)
+from frugalseg.methods import action, dii_dcr, mean_teacher, mlds, pce, pscv, supervised  # noqa: F401  (register)
 from frugalseg.methods.base import METHODS, Method, MethodOptions, StepContext, StepOutput, register_method
 
 __all__ = [

@@ -8,6 +8,13 @@ declares in :attr:`Method.ema_pairs`, and checkpoints the method's whole
 banks or per-instance weights). A new method is one file: subclass
 :class:`Method`, give it an ``Options`` model, decorate it with
 :func:`register_method`.
+
+A method whose paper trains in several phases (ACTION: pre-training, then
+fine-tuning) lists them in :meth:`Method.stages`: consecutive ranges of the
+run's iterations, each with its own poly learning-rate cycle, fresh optimiser
+state, batch size and end-of-stage checkpoint. The loop stays the engine's;
+the method only says where the stages are and what changes at their start
+(:meth:`Method.on_stage_start`).
 """
 
 from __future__ import annotations
@@ -31,12 +38,60 @@ class MethodOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One consecutive range of a run's iterations with its own schedule (see :meth:`Method.stages`).
+
+    At the first iteration of a stage the engine clears the optimiser's state (momentum, Adam moments) when
+    ``reset_optimizer``, as a new training script would; sets the values of ``optimizer`` in every parameter
+    group (e.g. ``{"nesterov": True}`` for SGD); calls :meth:`Method.on_stage_start`. During the stage the
+    poly learning rate runs over the stage's own length, and batches hold ``batch_size`` items
+    (``mask_items_per_batch`` of them with masks under two-stream sampling). At its last iteration the
+    engine saves ``checkpoints/stage_<name>.pt`` beside ``last.pt``.
+
+    Attributes:
+        name: unique within the method; names the checkpoint and the log's stage column.
+        iterations: length; a stage of 0 iterations is skipped.
+        batch_size: global batch size; ``None``: ``train.batch_size``.
+        mask_items_per_batch: two-stream slots for mask items; ``None``: ``data.mask_items_per_batch`` when
+            ``batch_size`` is ``None``, else half of ``batch_size``.
+        optimizer: parameter-group values set at the stage's start (a key the groups lack is an error).
+        reset_optimizer: clear the optimiser state at the stage's start (not for the run's first stage,
+            whose state is empty anyway).
+    """
+
+    name: str
+    iterations: int
+    batch_size: int | None = None
+    mask_items_per_batch: int | None = None
+    optimizer: Mapping[str, Any] = field(default_factory=dict)
+    reset_optimizer: bool = True
+
+
 @dataclass
 class StepContext:
-    """What a method may know about where training stands (for ramp-ups and stage switches)."""
+    """What a method may know about where training stands (for ramp-ups and stage switches).
+
+    ``iteration`` and ``max_iterations`` count over the whole run; ``stage``, ``stage_start`` and
+    ``stage_iterations`` place the iteration in its :class:`Stage` (a single-stage method sees one stage
+    spanning the run; a context built by hand without them means the same).
+    """
 
     iteration: int
     max_iterations: int
+    stage: str = ""
+    stage_start: int = 0
+    stage_iterations: int | None = None
+
+    @property
+    def stage_iteration(self) -> int:
+        """Iterations done within the current stage before this one."""
+        return self.iteration - self.stage_start
+
+    @property
+    def stage_length(self) -> int:
+        """Length of the current stage (the rest of the run when not given)."""
+        return self.max_iterations - self.stage_start if self.stage_iterations is None else self.stage_iterations
 
 
 @dataclass
@@ -79,6 +134,10 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     ema_decay: ClassVar[float] = 0.99
+    ddp_find_unused_parameters: ClassVar[bool] = False
+    """Under DDP, let the wrappers tolerate parameters without a gradient in a step (heads of another
+    stage, a frozen decoder): DistributedDataParallel's ``find_unused_parameters``, which costs a graph
+    traversal per step, so only methods that need it turn it on."""
 
     def __init__(self, options: MethodOptions, build_net: NetFactory, num_classes: int) -> None:
         super().__init__()
@@ -121,6 +180,17 @@ class Method(nn.Module):
 
     def on_step_end(self, ctx: StepContext) -> None:  # noqa: B027 (optional hook)
         """Called after the optimiser step and the EMA update (method state updates go here)."""
+
+    def stages(self, iterations: int) -> list[Stage]:
+        """The run's stages in order; their lengths must add up to ``iterations`` (default: one stage)."""
+        return [Stage("train", iterations)]
+
+    def on_stage_start(self, stage: Stage, ctx: StepContext) -> None:  # noqa: B027 (optional hook)
+        """Called before the first iteration of each stage (also after a resume that lands on a stage's start).
+
+        Stage switches that change the method's state (e.g. re-initialising a teacher) go here, so that a
+        run resumed at the boundary does the same as one that was never interrupted.
+        """
 
     @classmethod
     def requirements(cls, options: MethodOptions) -> dict[str, Any]:

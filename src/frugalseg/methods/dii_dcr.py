@@ -35,6 +35,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from frugalseg.engine.distributed import reduce_across_ranks
 from frugalseg.engine.schedules import poly_lr_factor, sigmoid_rampup
 from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
 from frugalseg.losses.dice import dice_ce_loss
@@ -46,7 +47,7 @@ from frugalseg.losses.instance_weighting import (
     weighted_cross_entropy,
 )
 from frugalseg.methods.base import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput, register_method
-from frugalseg.methods.dii_state import InstanceIndicators, all_reduce_sum
+from frugalseg.methods.dii_state import InstanceIndicators
 
 __all__ = ["CRWeighting", "DIIDCR", "DIIDCROptions", "Granularity", "InferenceNet", "SoftmaxAverage"]
 
@@ -354,7 +355,7 @@ class DIIDCR(Method):
             g_sum, g_count = segment_classifier_gradients(
                 features, cross_entropy_error(logits, weak_target), pending.instances.segments, k, head)
             instance_grads.append(g_sum / g_count.clamp_min(1).unsqueeze(1))
-        totals = all_reduce_sum(torch.stack(strong_sums))  # (networks, P + 1): sums and pixel counts
+        totals = reduce_across_ranks(torch.stack(strong_sums))  # (networks, P + 1): sums and pixel counts
         current = totals[:, :-1] / totals[:, -1:].clamp_min(1)
         if float(totals[:, -1].min()) == 0:  # no strong pixel on any rank: nothing to align with
             return torch.zeros(k, device=totals.device)

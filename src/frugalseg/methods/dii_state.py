@@ -16,35 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
+from frugalseg.engine.distributed import reduce_across_ranks
 from frugalseg.losses.instance_weighting import IndicatorOptimizer, IndicatorState, indicator_step
 
-__all__ = ["InstanceIndicators", "all_reduce_sum"]
+__all__ = ["InstanceIndicators"]
 
 _TABLES = ("gamma", "exp_avg", "exp_avg_sq", "steps", "hypergrad_sum", "hypergrad_count")
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def all_reduce_sum(tensor: Tensor) -> Tensor:
-    """Sum of ``tensor`` over the ranks (a copy; the tensor itself outside DDP)."""
-    if not _distributed():
-        return tensor
-    out = tensor.clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
-
-
-def _all_reduce_max(tensor: Tensor) -> Tensor:
-    if not _distributed():
-        return tensor
-    out = tensor.clone()
-    dist.all_reduce(out, op=dist.ReduceOp.MAX)
-    return out
 
 
 class InstanceIndicators(nn.Module):
@@ -128,7 +107,7 @@ class InstanceIndicators(nn.Module):
             [int(items.max()) + 1 if items.numel() else 0, int(slots.max()) + 1 if slots.numel() else 0],
             dtype=torch.int64, device=self.gamma.device,
         )
-        rows, cols = (int(v) for v in _all_reduce_max(needed))
+        rows, cols = (int(v) for v in reduce_across_ranks(needed, "max"))
         self.grow(rows, cols)
         rows, cols = self.shape
         delta = torch.zeros(2, rows, cols, dtype=torch.float32, device=self.gamma.device)
@@ -136,7 +115,7 @@ class InstanceIndicators(nn.Module):
             flat = (items * cols + slots).to(self.gamma.device)
             delta[0].view(-1).index_add_(0, flat, values.float().to(self.gamma.device))
             delta[1].view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
-        delta = all_reduce_sum(delta)
+        delta = reduce_across_ranks(delta)
         self.hypergrad_sum.add_(delta[0])
         self.hypergrad_count.add_(delta[1])
 

@@ -38,11 +38,11 @@ from enum import Enum
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from frugalseg.engine.distributed import group_world_size
 from frugalseg.engine.ema import make_teacher
 from frugalseg.engine.schedules import sigmoid_rampup
 from frugalseg.losses.multilabel_deep_supervision import (
@@ -201,9 +201,7 @@ class MLDS(Method):
         ranks) that of one process on the global batch, as for the per-pixel means.
         """
         opts: MLDSOptions = self.options  # type: ignore[assignment]
-        if opts.reduction != MLDSReduction.SUM or not (dist.is_available() and dist.is_initialized()):
-            return 1.0
-        return float(dist.get_world_size())
+        return float(group_world_size()) if opts.reduction == MLDSReduction.SUM else 1.0
 
     def deep_loss(self, deep: list[Tensor], candidates: Tensor, box_label: Tensor | None) -> Tensor:
         """The deep-supervision term DS of the module docstring (box positives only when ``box_label`` is given)."""

@@ -34,14 +34,11 @@ the gradient is the one a single process would compute on that batch, whatever t
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-import torch
-import torch.distributed as dist
 from pydantic import Field
-from torch import Tensor
 
+from frugalseg.engine.distributed import gather_from_ranks
 from frugalseg.engine.schedules import sigmoid_rampup
 from frugalseg.losses.contrastive_variance import CVNegatives, contrastive_variance_loss
 from frugalseg.losses.partial_ce import partial_cross_entropy
@@ -76,27 +73,6 @@ def cv_weight_at(options: PSCVOptions, ctx: StepContext) -> float:
     return options.cv_weight * sigmoid_rampup(ctx.iteration, options.rampup_fraction * ctx.max_iterations)
 
 
-def gather_batch(tensor: Tensor) -> Tensor:
-    """Concatenate ``tensor`` of every rank along dim 0, with gradients flowing back to each rank's share.
-
-    A no-op (the tensor itself) unless a process group of more than one rank is initialised. Every
-    rank must pass the same shape (the engine's per-rank batches are equal). The backward pass of
-    ``all_gather`` sums, for each rank's share, the gradients every rank computed; since every rank
-    computes the same loss on the gathered batch, a share receives ``world_size`` times the gradient of
-    that loss, and DDP's averaging of parameter gradients over ranks divides it back: the update equals
-    the single-process one on the global batch.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    with warnings.catch_warnings():
-        # PyTorch 2.9+ marks it deprecated in favour of the private ``_functional_collectives``; it is the
-        # public autograd-aware gather and still works with NCCL and gloo.
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.cat(all_gather(tensor), dim=0)
-
-
 @register_method("pscv")
 class PSCV(Method):
     """Partial cross-entropy on singleton pixels + λ · contrastive variance on all pixels (one U-Net)."""
@@ -117,7 +93,7 @@ class PSCV(Method):
         logits = self.net("student")(image)
         pce = partial_cross_entropy(logits, batch["candidates"])
         if opts.gather_across_ranks:
-            cv_logits, cv_image = gather_batch(logits), gather_batch(image)
+            cv_logits, cv_image = gather_from_ranks(logits, True), gather_from_ranks(image, True)
         else:
             cv_logits, cv_image = logits, image
         cv = contrastive_variance_loss(
