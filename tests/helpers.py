@@ -74,3 +74,51 @@ def loss_drops_on_fixed_batch(config: RunConfig, steps: int = 15, data: RunData 
             update_ema(method.teachers[teacher], method.nets[student], 0.5)
     after = total(steps).item()
     return before, after
+
+
+def run_ddp_workers(worker: Any, out_dir: Path, world: int = 2, timeout: float = 180.0) -> None:  # noqa: ANN401
+    """Run ``worker(rank, world, init_file, out_dir)`` in ``world`` spawned gloo processes and wait for them.
+
+    Spawned, not forked: a child forked after the parent ran OpenMP regions can hang in its first parallel
+    region. A worker's exception is re-raised here with its traceback (``ProcessRaisedException``), so a
+    failing DDP test says why. A failure of the process group itself (gloo's rendezvous or transport on a
+    loaded 2-core machine, not the code under test) is retried once with a fresh store file; workers still
+    running after ``timeout`` seconds are killed and the test fails.
+    """
+    import time
+
+    import pytest
+    import torch.multiprocessing as mp
+
+    for attempt in range(2):
+        ctx = mp.start_processes(worker, args=(world, str(out_dir / f"store{attempt}"), str(out_dir)),
+                                 nprocs=world, join=False, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        try:
+            while not ctx.join(timeout=1):
+                if time.monotonic() > deadline:
+                    for process in ctx.processes:
+                        process.terminate()
+                    pytest.fail(f"DDP workers did not finish in {timeout:.0f} s")
+            return
+        except mp.ProcessRaisedException as error:
+            transport = any(word in str(error) for word in ("Gloo", "gloo", "Connection", "connect", "Store"))
+            if attempt or not transport:
+                raise
+        except mp.ProcessExitedException:
+            if attempt:
+                raise
+            for process in ctx.processes:
+                process.terminate()
+
+
+class one_thread:  # noqa: N801 (used as a context manager, like torch.no_grad)
+    """Run the body with one intra-op thread, as the DDP workers do, so that single-process references
+    reduce in the same order as the workers (a float sum's rounding depends on how it is split over threads)."""
+
+    def __enter__(self) -> None:
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self._threads)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from frugalseg.methods import METHODS, StepContext, get_method
 from frugalseg.methods.action import ACTION, STAGES, ACTIONOptions, window_crops
 from frugalseg.methods.anchor_queue import AnchorQueue
 from frugalseg.methods.base import Stage
-from tests.helpers import loss_drops_on_fixed_batch, tiny_config
+from tests.helpers import loss_drops_on_fixed_batch, run_ddp_workers, tiny_config
 
 # Small enough for seconds on a CPU: a narrow U-Net (tiny_config), short queues and few AnCo samples.
 SMALL = {"global_dim": 16, "queue_size": 6, "representation_dim": 8, "num_queries": 16, "num_negatives": 32}
@@ -318,17 +317,8 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
 
 def test_ddp_ranks_enqueue_all_keys_in_rank_order(tmp_path):
-    import torch.multiprocessing as mp
-
     world = 2
-    ctx = mp.start_processes(_ddp_worker, args=(world, str(tmp_path / "store"), str(tmp_path)), nprocs=world,
-                             join=False, start_method="spawn")
-    deadline = time.monotonic() + 120
-    while not ctx.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.terminate()
-            pytest.fail("DDP workers did not finish")
+    run_ddp_workers(_ddp_worker, tmp_path, world)
     got = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
     keys = []
     for r in range(world):

@@ -3,7 +3,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from frugalseg.methods.dii_dcr import (
     instance_slots,
 )
 from frugalseg.nets import UNet
-from tests.helpers import loss_drops_on_fixed_batch, tiny_config
+from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, tiny_config
 
 K = 4  # classes, background included (as ACDC)
 REPO = Path(__file__).resolve().parents[2]
@@ -337,22 +336,14 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
 @pytest.mark.slow  # two spawned processes: most of its ~10 s is their start-up
 def test_ddp_gamma_is_identical_on_every_rank_and_equals_one_process(tmp_path):
-    import torch.multiprocessing as mp
-
     world = 2
-    ctx = mp.start_processes(_ddp_worker, args=(world, str(tmp_path / "store"), str(tmp_path)), nprocs=world,
-                             join=False, start_method="spawn")
-    deadline = time.monotonic() + 120
-    while not ctx.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.terminate()
-            pytest.fail("DDP workers did not finish")
+    run_ddp_workers(_ddp_worker, tmp_path, world)
     method = _method(dcr=False, start_fraction=0.0, update_every=1, strong_grad_ema=0.5)
-    for it in range(2):
-        ctx1 = StepContext(iteration=it, max_iterations=10)
-        method.training_step(_batch(), ctx1).total().backward()
-        method.on_step_end(ctx1)
+    with one_thread():
+        for it in range(2):
+            ctx1 = StepContext(iteration=it, max_iterations=10)
+            method.training_step(_batch(), ctx1).total().backward()
+            method.on_step_end(ctx1)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
     for key, value in method.indicators.state_dict().items():
         assert torch.equal(ranks[0][key], ranks[1][key]), key

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from frugalseg.losses.contrastive_variance import contrastive_variance_loss
 from frugalseg.losses.partial_ce import partial_cross_entropy
 from frugalseg.methods import METHODS, StepContext, get_method
 from frugalseg.methods.pscv import PSCV, PSCVOptions, cv_weight_at
-from tests.helpers import loss_drops_on_fixed_batch, tiny_config
+from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, tiny_config
 
 K = 4  # classes, background included (as ACDC)
 
@@ -184,26 +183,15 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
 
 def test_ddp_gathers_the_global_batch_and_matches_one_process(tmp_path):
-    import torch.multiprocessing as mp
-
     world = 2
-    # spawn, not fork: a child forked after the parent ran OpenMP regions can hang in its first parallel region.
-    ctx = mp.start_processes(
-        _ddp_worker, args=(world, str(tmp_path / "store"), str(tmp_path)), nprocs=world, join=False,
-        start_method="spawn",
-    )
-    deadline = time.monotonic() + 120
-    while not ctx.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.terminate()
-            pytest.fail("DDP workers did not finish")
+    run_ddp_workers(_ddp_worker, tmp_path, world)
 
     # One process on the whole batch of 4 images (each image has K clicks, so the mean of the two ranks'
     # pCE means is the pCE mean of the whole batch and the whole update must agree).
     method = _method(cv_weight=0.7, temperature=0.5)
-    out = method.training_step(_batch(b=4), StepContext(iteration=0, max_iterations=10))
-    out.total().backward()
+    with one_thread():
+        out = method.training_step(_batch(b=4), StepContext(iteration=0, max_iterations=10))
+        out.total().backward()
     expected = [p.grad for p in method.nets["student"].parameters()]
     for rank in range(world):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
