@@ -7,6 +7,8 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg demo [--out DIR]
+    frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out FILE]
+                    [--set KEY=VALUE ...] [--cost-model FILE] [--list]
 """
 
 from __future__ import annotations
@@ -64,11 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="iterations per run (default: the demo's own)")
     p.add_argument("--overwrite", action="store_true")
 
+    p = sub.add_parser("bench", help="train the benchmark matrix (resumable) and write docs/results.md")
+    p.add_argument("--data", type=Path, help="data folder (default: $FRUGALSEG_DATA)")
+    p.add_argument("--schedule", default="quick", help="schedule of the configs: quick (CPU) or paper (GPU)")
+    p.add_argument("--only", nargs="+", metavar="ROW", help="train only these rows (the page still shows all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--runs", type=Path, help="folder of the runs (default: runs/bench/<schedule>)")
+    p.add_argument("--out", type=Path, default=Path("docs/results.md"), help="results page to write")
+    p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="override applied to every row, e.g. --set train.iterations=2000")
+    p.add_argument("--cost-model", type=Path, help="YAML cost model (default: frugalseg/bench/cost_model.yaml)")
+    p.add_argument("--device", help="device for evaluation (training follows train.device)")
+    p.add_argument("--list", action="store_true", help="print the rows and the estimated time; train nothing")
+
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for the pages it writes
     try:
         return _dispatch(args)
     except FrugalsegError as exc:
@@ -117,6 +133,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         report = run_demo(args.out, iterations=args.iterations, overwrite=args.overwrite)
         print(f"demo report: {report}")
+        return 0
+    if args.command == "bench":
+        from frugalseg.commands.bench import BenchOptions, list_bench, run_bench
+
+        opts = BenchOptions(data=None if args.data is None else str(args.data), schedule=args.schedule,
+                            only=args.only, seeds=args.seeds, runs=args.runs, out=args.out, extra=args.extra,
+                            cost_model=args.cost_model, device=args.device, argv=args.argv)
+        if args.list:
+            print(list_bench(opts))
+            return 0
+        run_bench(opts)
         return 0
     raise AssertionError(args.command)
 

@@ -1,0 +1,174 @@
+"""The benchmark matrix: which runs exist (rows), which tables show them (budgets), what they cost in time.
+
+A **row** is one training run spelled as ``label=config[,key=value...]`` (the form
+``scripts/compare_methods.py --row`` has always taken, and the form the configs' comment headers and
+``docs/methods/*.md`` use for baselines). A **budget** is one table of ``docs/results.md``: the rows
+trained on that annotation budget, split into baselines and the methods compared with them. A row listed
+by two budgets is trained once (``supervised7`` is the masks-only baseline of both ``masks7`` and
+``masks7_boxes``). The matrix itself is data (``matrix.yaml`` beside this module), so that adding a row is
+a line of YAML, not code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from frugalseg.config import RunConfig, load_config
+from frugalseg.errors import ConfigError
+
+__all__ = ["Budget", "Estimates", "Matrix", "Row", "load_matrix", "parse_row", "row_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Row(_Strict):
+    """One training run: a shipped config (or a YAML path) and dotted overrides, under a label.
+
+    The label names the run folder (``<runs>/<label>-s<seed>``), so it must be usable as a file name.
+    """
+
+    label: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+    config: str = Field(min_length=1)
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def spec(self) -> str:
+        """``config[,key=value...]``, as written in the matrix and on the command line."""
+        return ",".join([self.config, *self.overrides])
+
+
+def parse_row(text: str, label: str | None = None) -> Row:
+    """Parse ``label=config[,key=value...]`` (or ``config[,...]`` with ``label`` given).
+
+    Raises:
+        ConfigError: no label or no config, or a label that is not a plain file name.
+    """
+    if label is None:
+        label, _, spec = text.partition("=")
+    else:
+        spec = text
+    config, *overrides = spec.split(",")
+    if not label or not config:
+        raise ConfigError(f"row {text!r}: expected label=config[,key=value...]")
+    try:
+        return Row(label=label, config=config, overrides=tuple(overrides))
+    except ValidationError as exc:
+        raise ConfigError(f"row {text!r}: label {label!r} must be letters, digits and _ . + - only") from exc
+
+
+def row_config(row: Row, data: str | Path | None, schedule: str, seed: int, extra: Sequence[str] = ()) -> RunConfig:
+    """The validated config of ``row`` for one seed.
+
+    Overrides apply in the order ``compare_methods.py`` always passed them to ``frugalseg train``:
+    ``data.root``, ``schedule``, ``train.seed``, the row's own, then ``extra`` (the bench's ``--set``).
+    """
+    head = ([f"data.root={data}"] if data is not None else []) + [f"schedule={schedule}", f"train.seed={seed}"]
+    return load_config(row.config, [*head, *row.overrides, *extra])
+
+
+class Budget(_Strict):
+    """One table: the rows trained on one annotation budget."""
+
+    name: str
+    budget: str = Field(description="the budget file (configs/budgets/) the budget's own rows simulate")
+    title: str
+    baselines: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return (*self.baselines, *self.methods)
+
+
+class Reference(_Strict):
+    iterations: int = Field(gt=0)
+    patch_size: tuple[int, int]
+    batch_size: int = Field(gt=0)
+
+
+class Estimates(_Strict):
+    """Measured wall minutes of one run per method at the reference shape (the quick schedule)."""
+
+    reference: Reference
+    minutes: dict[str, float]
+    eval_minutes: float = Field(ge=0)
+
+    def minutes_for(self, config: RunConfig) -> float | None:
+        """Estimated training minutes of ``config``; ``None`` for an unmeasured method or another shape."""
+        ref = self.reference
+        per_run = self.minutes.get(config.method.name)
+        same_shape = tuple(config.data.patch_size) == ref.patch_size and config.train.batch_size == ref.batch_size
+        if per_run is None or not same_shape:
+            return None
+        return per_run * config.train.iterations / ref.iterations
+
+
+class Matrix(_Strict):
+    """Rows by label, budgets in table order, time estimates."""
+
+    rows: dict[str, str]
+    budgets: tuple[Budget, ...]
+    estimates: Estimates
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Matrix:
+        for budget in self.budgets:
+            unknown = [r for r in budget.rows if r not in self.rows]
+            if unknown:
+                raise ValueError(f"budget {budget.name!r} lists unknown rows {unknown}")
+            if len(set(budget.rows)) != len(budget.rows):
+                raise ValueError(f"budget {budget.name!r} lists a row twice")
+        used = {r for b in self.budgets for r in b.rows}
+        unused = sorted(set(self.rows) - used)
+        if unused:
+            raise ValueError(f"rows {unused} are in no budget")
+        names = [b.name for b in self.budgets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"budget names repeat: {names}")
+        specs: dict[str, str] = {}
+        for label, spec in self.rows.items():
+            if spec in specs:
+                raise ValueError(f"rows {specs[spec]!r} and {label!r} are the same run ({spec}): list one row "
+                                 "in both budgets instead")
+            specs[spec] = label
+        return self
+
+    def row(self, label: str) -> Row:
+        return parse_row(self.rows[label], label=label)
+
+    def ordered_rows(self, only: Sequence[str] | None = None) -> list[Row]:
+        """Rows in table order, each once; ``only`` keeps those labels (an unknown one is an error)."""
+        order = list(dict.fromkeys(r for b in self.budgets for r in b.rows))
+        if only:
+            unknown = [o for o in only if o not in self.rows]
+            if unknown:
+                raise ConfigError(f"--only {' '.join(unknown)}: not a row of the matrix (rows: {', '.join(order)})")
+            order = [r for r in order if r in set(only)]
+        return [self.row(label) for label in order]
+
+    def budgets_of(self, label: str) -> list[Budget]:
+        return [b for b in self.budgets if label in b.rows]
+
+
+def matrix_path() -> Path:
+    return Path(str(resources.files("frugalseg.bench") / "matrix.yaml"))
+
+
+def load_matrix(path: str | Path | None = None) -> Matrix:
+    """Read the matrix (default: the one shipped with the package); :class:`ConfigError` naming the file."""
+    path = Path(path) if path is not None else matrix_path()
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Matrix.model_validate(tree)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the bench matrix ({exc})") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from exc

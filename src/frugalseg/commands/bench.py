@@ -1,0 +1,334 @@
+"""``frugalseg bench``: train the benchmark matrix row by row (resumable) and write ``docs/results.md``.
+
+::
+
+    frugalseg bench --data ../shared/data/ACDC [--schedule quick|paper] [--only ROW ...] [--seeds 0 1 2]
+                    [--runs DIR] [--out docs/results.md] [--set KEY=VALUE ...] [--cost-model FILE] [--list]
+
+Rows (``frugalseg/bench/matrix.yaml``) are trained in table order, every seed of a row before the next
+row, into ``<runs>/<label>-s<seed>`` (default ``runs/bench/<schedule>``); a finished run is skipped and a
+killed one resumed, so the command can be killed and started again at any time. Then every finished run
+of the matrix (not only the ``--only`` rows) is scored and the page is written::
+
+    <out>                                the results page
+    <out dir>/figures/<stem>_*.png       Dice against annotation cost; predictions per budget
+    <out dir>/<stem>/per_volume_*.csv    every run's per-volume scores (row and seed prepended)
+    <out dir>/<stem>/runs.csv            every run: folder, training seconds, annotation seconds
+
+``--list`` prints the rows, what is done, and the estimated wall time, and trains nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from frugalseg.bench.cost import CostModel, load_cost_model, run_annotation_cost
+from frugalseg.bench.matrix import Matrix, Row, load_matrix, row_config
+from frugalseg.bench.papers import load_paper_results
+from frugalseg.bench.report import Header, RowResult, render_report
+from frugalseg.bench.runner import CHECKPOINTS, check_run, finished, load_record, run_dir, train_or_skip
+from frugalseg.config import DATA_ENV
+from frugalseg.errors import ConfigError
+from frugalseg.files import write_text_atomic
+
+__all__ = ["BenchOptions", "Plan", "plan_bench", "plan_text", "run_bench"]
+
+HOURS_LIMIT = 6.0
+"""The quick bench must fit this many hours on the 2-core CPU it was sized for (issue 8)."""
+
+
+@dataclass
+class BenchOptions:
+    """What ``frugalseg bench`` was asked (the CLI's arguments)."""
+
+    data: str | None = None
+    schedule: str = "quick"
+    only: Sequence[str] | None = None
+    seeds: Sequence[int] = (0, 1, 2)
+    runs: Path | None = None
+    out: Path = Path("docs/results.md")
+    extra: Sequence[str] = ()
+    cost_model: Path | None = None
+    device: str | None = None
+    argv: Sequence[str] | None = None
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.runs if self.runs is not None else Path("runs") / "bench" / self.schedule
+
+    def data_root(self) -> str:
+        root = self.data or os.environ.get(DATA_ENV)
+        if not root:
+            raise ConfigError(f"frugalseg bench needs --data (or ${DATA_ENV}): the folder of the data to train on")
+        return root
+
+
+@dataclass
+class PlannedRow:
+    row: Row
+    method: str
+    budgets: list[str]
+    minutes: float | None
+    done: int
+
+
+@dataclass
+class Plan:
+    """The rows to train, with their time estimates."""
+
+    rows: list[PlannedRow]
+    seeds: Sequence[int]
+    eval_minutes: float
+    shapes: list[str] = field(default_factory=list)
+
+    @property
+    def runs(self) -> int:
+        return len(self.rows) * len(self.seeds)
+
+    def total_minutes(self, seeds: int | None = None, scale: float = 1.0) -> float | None:
+        """Estimated wall minutes of every run (training × ``scale`` + evaluation); ``None`` if a row has none."""
+        if any(r.minutes is None for r in self.rows):
+            return None
+        n = len(self.seeds) if seeds is None else seeds
+        return n * sum(r.minutes * scale + self.eval_minutes for r in self.rows)  # type: ignore[operator]
+
+    def remaining_minutes(self) -> float | None:
+        if any(r.minutes is None for r in self.rows):
+            return None
+        return sum((len(self.seeds) - r.done) * (r.minutes + self.eval_minutes)  # type: ignore[operator]
+                   for r in self.rows)
+
+
+def plan_bench(matrix: Matrix, opts: BenchOptions) -> Plan:
+    """Resolve every selected row's config (no data is read) and estimate its time."""
+    if not opts.seeds:
+        raise ConfigError("--seeds: give at least one seed")
+    rows, shapes = [], []
+    for row in matrix.ordered_rows(opts.only):
+        config = row_config(row, opts.data, opts.schedule, opts.seeds[0], opts.extra)
+        shape = (f"{config.data.patch_size[0]}x{config.data.patch_size[1]}, batch {config.train.batch_size}, "
+                 f"{config.train.iterations} iterations")
+        shapes.append(shape)
+        done = sum(finished(run_dir(opts.runs_dir, row.label, s)) for s in opts.seeds)
+        rows.append(PlannedRow(row, config.method.name, [b.name for b in matrix.budgets_of(row.label)],
+                               matrix.estimates.minutes_for(config), done))
+    return Plan(rows, list(opts.seeds), matrix.estimates.eval_minutes, list(dict.fromkeys(shapes)))
+
+
+def _hours(minutes: float) -> str:
+    return f"{minutes / 60:.1f} h"
+
+
+def plan_text(plan: Plan, matrix: Matrix, opts: BenchOptions) -> str:
+    """The ``--list`` output: rows, budgets, estimates, progress, and how to fit the time limit if needed."""
+    width = max(len(r.row.label) for r in plan.rows) if plan.rows else 5
+    lines = [f"frugalseg bench: {len(plan.rows)} rows x {len(plan.seeds)} seeds = {plan.runs} runs, schedule "
+             f"{opts.schedule!r} ({'; '.join(plan.shapes)}), runs in {opts.runs_dir}", ""]
+    lines.append(f"{'row':<{width}}  {'min/run':>7}  {'done':>5}  budgets / config")
+    for r in plan.rows:
+        minutes = f"{r.minutes:.1f}" if r.minutes is not None else "?"
+        lines.append(f"{r.row.label:<{width}}  {minutes:>7}  {r.done}/{len(plan.seeds):<3}  "
+                     f"{', '.join(r.budgets)}: {r.row.spec}")
+    total = plan.total_minutes()
+    lines.append("")
+    if total is None:
+        lines.append("estimated wall time: no estimate (the estimates in frugalseg/bench/matrix.yaml were measured "
+                     "for the quick shape on a 2-core CPU; this schedule is meant for a GPU)")
+        return "\n".join(lines)
+    remaining = plan.remaining_minutes() or 0.0
+    lines.append(f"estimated wall time on the 2-core CPU: {_hours(total)} ({plan.runs} runs, evaluation included); "
+                 f"still to run: {_hours(remaining)}")
+    if total > HOURS_LIMIT * 60:
+        lines.append(f"this exceeds the {HOURS_LIMIT:g} h the quick bench must fit; ways to fit it:")
+        ref = matrix.estimates.reference.iterations
+        step = 500
+        for iterations in range(ref - step, 0, -step):
+            scaled = plan.total_minutes(scale=iterations / ref)
+            if scaled is not None and scaled <= HOURS_LIMIT * 60:
+                lines.append(f"  --set train.iterations={iterations}   (every row {iterations} iterations instead of "
+                             f"{ref}): {_hours(scaled)}")
+                break
+        for n in range(len(plan.seeds) - 1, 0, -1):
+            fewer = plan.total_minutes(seeds=n)
+            if fewer is not None and fewer <= HOURS_LIMIT * 60:
+                lines.append(f"  --seeds {' '.join(map(str, plan.seeds[:n]))}   ({n} seeds): {_hours(fewer)}")
+                break
+    return "\n".join(lines)
+
+
+def _collect(matrix: Matrix, opts: BenchOptions, data: str, cost_model: CostModel) -> dict[str, RowResult]:
+    """Every row of the matrix with its finished seeds (scored now if needed) and its annotation cost.
+
+    A finished run of another config than its row (another schedule or ``--set``) is an error here too: the
+    page shows every row, not only the ones this invocation trained.
+    """
+    results = {}
+    for row in matrix.ordered_rows():
+        config = row_config(row, data, opts.schedule, opts.seeds[0], opts.extra)
+        sim = config.data.simulate
+        res = RowResult(row, config.method.name,
+                        simulates=None if sim is None else (sim.budget if sim.kind == "budget" else sim.kind))
+        for seed in opts.seeds:
+            path = run_dir(opts.runs_dir, row.label, seed)
+            if finished(path):
+                check_run(path, row_config(row, data, opts.schedule, seed, opts.extra))
+            record = load_record(row.label, seed, opts.runs_dir, data, CHECKPOINTS, opts.device)
+            if record is not None:
+                res.records.append(record)
+        if res.records:
+            res.cost = run_annotation_cost(res.records[0].annotations, cost_model)
+        results[row.label] = res
+    return results
+
+
+def _write_csvs(results: dict[str, RowResult], folder: Path, cost_model: CostModel) -> dict[str, Path]:
+    """One per-volume CSV per checkpoint (row and seed prepended to ``frugalseg eval``'s columns), and runs.csv."""
+    written = {}
+    for which in CHECKPOINTS:
+        buf, writer = io.StringIO(), None
+        for res in results.values():
+            for record in res.records:
+                with record.per_volume_csv(which).open(newline="") as fh:
+                    for line in csv.DictReader(fh):
+                        if writer is None:
+                            writer = csv.DictWriter(buf, fieldnames=["row", "seed", *line], lineterminator="\n")
+                            writer.writeheader()
+                        writer.writerow({"row": res.row.label, "seed": record.seed, **line})
+        if writer is not None:
+            path = folder / f"per_volume_{which}.csv"
+            write_text_atomic(path, buf.getvalue(), overwrite=True)
+            written[f"per-volume scores of `{which}.pt` of every run (row, seed, then `frugalseg eval`'s columns)"] \
+                = path
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["row", "method", "seed", "run", "train_seconds", "annotation_seconds", "config"])
+    for res in results.values():
+        for record in res.records:
+            cost = run_annotation_cost(record.annotations, cost_model)
+            writer.writerow([res.row.label, res.method, record.seed, record.run_dir.as_posix(),
+                             f"{record.train_seconds:.0f}", "" if cost is None else f"{cost.seconds:.0f}",
+                             res.row.spec])
+    path = folder / "runs.csv"
+    write_text_atomic(path, buf.getvalue(), overwrite=True)
+    written["every run: folder, training seconds, annotation seconds, row spec"] = path
+    return written
+
+
+def _figures(matrix: Matrix, results: dict[str, RowResult], data: str, folder: Path, stem: str,
+             device: str | None) -> dict[str, Path]:
+    """Dice against cost (one point per finished row) and one prediction panel per budget."""
+    from frugalseg.bench.figures import CostPoint, pick_slices, plot_dice_vs_cost, plot_prediction_panel
+    from frugalseg.bench.tables import aggregate, metric_value
+
+    figures: dict[str, Path] = {}
+    points = []
+    for label, res in results.items():
+        summaries = res.summaries("last")
+        if not summaries or res.cost is None:
+            continue
+        stats = aggregate([metric_value(s, "dice") for s in summaries])
+        points.append(CostPoint(label, res.method, res.cost.seconds, res.cost.low, res.cost.high, stats.mean,
+                                stats.std))
+    if points:
+        figures["dice_vs_cost"] = plot_dice_vs_cost(points, folder / f"{stem}_dice_vs_cost.png")
+
+    if not any(res.records for res in results.values()):
+        return figures
+    import torch
+
+    from frugalseg.data.sources import open_source
+    from frugalseg.engine.restore import load_trained_model
+    from frugalseg.evaluation.inference import predict_volume
+
+    source = open_source(data)
+    val = source.case_ids("val")
+    if not val:
+        return figures
+    case = source.load_case(val[0])
+    if case.label is None or case.image.ndim != 3:
+        return figures
+    picks = pick_slices(case.label)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cache: dict[str, object] = {}
+    for budget in matrix.budgets:
+        predictions = {}
+        for label in budget.rows:
+            res = results[label]
+            if not res.records:
+                continue
+            if label not in cache:
+                model = load_trained_model(res.records[0].run_dir / "checkpoints" / "last.pt", dev)
+                cache[label] = predict_volume(model.network, case.image[picks], patch_size=model.config.data.patch_size,
+                                              device=dev)
+            predictions[label] = cache[label]
+        if predictions:
+            figures[f"predictions_{budget.name}"] = plot_prediction_panel(
+                case.image[picks], case.label[picks], predictions,  # type: ignore[arg-type]
+                folder / f"{stem}_predictions_{budget.name}.png",
+                title=f"{budget.name}: {case.case_id}, slices {', '.join(map(str, picks))} "
+                      "(colours: class 1, 2, 3 = orange, green, red)",
+            )
+    return figures
+
+
+def _relative(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
+
+
+def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
+    """Train the selected rows (skipping finished runs), then write the results page; return its path."""
+    from frugalseg.bench.provenance import git_commit, machine_description, utc_now
+
+    matrix = load_matrix()
+    cost_model = load_cost_model(opts.cost_model)
+    papers = load_paper_results(budgets={b.name for b in matrix.budgets}, rows=set(matrix.rows))
+    data = opts.data_root()
+    plan = plan_bench(matrix, dataclasses.replace(opts, data=data))
+    for row in matrix.ordered_rows():  # before training anything: no run folder of the page holds another config
+        for seed in opts.seeds:
+            path = run_dir(opts.runs_dir, row.label, seed)
+            if finished(path) or (path / "checkpoints" / "last.pt").is_file():
+                check_run(path, row_config(row, data, opts.schedule, seed, opts.extra))
+    trained = 0.0
+    for planned in plan.rows:
+        for seed in opts.seeds:
+            t0 = time.perf_counter()
+            if train_or_skip(planned.row, seed, data, opts.runs_dir, opts.schedule, opts.extra, strict=True, log=log):
+                trained += time.perf_counter() - t0
+            else:
+                log(f"[{planned.row.label} s{seed}] finished earlier: skipped")
+    results = _collect(matrix, opts, data, cost_model)
+    out = Path(opts.out)
+    page_dir, stem = out.parent, out.stem
+    data_files = _write_csvs(results, page_dir / stem, cost_model)
+    figures = _figures(matrix, results, data, page_dir / "figures", stem, opts.device)
+    argv = list(sys.argv[1:]) if opts.argv is None else list(opts.argv)
+    shapes = plan_bench(matrix, dataclasses.replace(opts, data=data, only=None)).shapes
+    header = Header(
+        written=utc_now(), commit=git_commit(), machine=machine_description(opts.device),
+        command=shlex.join(["frugalseg", *argv]), schedule=opts.schedule, schedule_shape="; ".join(shapes),
+        seeds=list(opts.seeds), data=data, runs=opts.runs_dir.as_posix(), trained_now_seconds=trained,
+    )
+    text = render_report(matrix, results, papers, cost_model, header,
+                         {k: _relative(v, page_dir) for k, v in figures.items()},
+                         {k: _relative(v, page_dir) for k, v in data_files.items()})
+    write_text_atomic(out, text, overwrite=True)
+    done = sum(len(r.records) for r in results.values())
+    log(f"wrote {out} ({done} finished runs of {len(matrix.rows) * len(opts.seeds)}; "
+        f"{sum(1 for r in results.values() if r.records)} of {len(matrix.rows)} rows)")
+    return out
+
+
+def list_bench(opts: BenchOptions) -> str:
+    """The ``--list`` text (no data is read, nothing is trained)."""
+    matrix = load_matrix()
+    return plan_text(plan_bench(matrix, opts), matrix, opts)

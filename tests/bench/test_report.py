@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from frugalseg.bench.cost import load_cost_model, run_annotation_cost
+from frugalseg.bench.matrix import load_matrix, row_config
+from frugalseg.bench.papers import load_paper_results
+from frugalseg.bench.report import Header, RowResult, render_report
+from frugalseg.bench.runner import load_record
+from tests.bench.fakes import fake_run
+
+MASKS = {"format": "frugalseg.annotations/1", "classes": {"1": "RV", "2": "Myo", "3": "LV"},
+         "items": {f"s{i}": {"mask": True} for i in range(68)}}
+
+
+def _results(tmp_path, finished):
+    """Every matrix row, ``finished`` ones with fake runs (seeds 0 and 1; dice by hand)."""
+    matrix = load_matrix()
+    model = load_cost_model()
+    results = {}
+    for row in matrix.ordered_rows():
+        sim = row_config(row, "/unused", "quick", 0).data.simulate
+        res = RowResult(row, row.label.rstrip("37"), simulates=sim.budget if sim.kind == "budget" else sim.kind)
+        for seed, dice in enumerate(finished.get(row.label, [])):
+            fake_run(tmp_path, row.label, seed, dice, train_seconds=600 + 60 * seed, annotations=MASKS)
+            record = load_record(row.label, seed, tmp_path, "/unused")
+            assert record is not None
+            res.records.append(record)
+        if res.records:
+            res.cost = run_annotation_cost(res.records[0].annotations, model)
+        results[row.label] = res
+    return matrix, results, model
+
+
+def test_report_tables_deltas_costs_papers_and_pending_rows(tmp_path):
+    matrix, results, model = _results(tmp_path, {"supervised3": [0.50, 0.54], "mean_teacher3": [0.60, 0.62],
+                                                 "action3": [0.70]})
+    header = Header(written="2026-01-01 00:00 UTC", commit="abc1234", machine="test machine", command="frugalseg bench",
+                    schedule="quick", schedule_shape="128x128, batch 8, 3000 iterations", seeds=[0, 1],
+                    data="/data/ACDC", runs="runs/bench/quick", trained_now_seconds=0.0)
+    papers = load_paper_results()
+    text = render_report(matrix, results, papers, model, header, {"dice_vs_cost": "figures/x.png"},
+                         {"per-volume": "results/per_volume_last.csv"})
+    lines = text.splitlines()
+    assert lines[0] == "# Results"
+    assert "at commit abc1234" in text and "test machine" in text and "`quick` (128x128" in text
+    # 5 runs of 600 + 660 + 600 + 660 + 600 s
+    assert "training time of the 5 runs on this page: 3,120 s (0.9 h)" in text
+    row = next(ln for ln in lines if ln.startswith("| mean_teacher3 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # annotation: 68 masks x 3 structures x 20 s; Δ vs supervised3: 0.61 - 0.52
+    assert cells[:6] == ["mean_teacher3", "mean_teacher", "method", "2", "4,080", "0.610 ± 0.014"]
+    assert cells[-2:] == ["+0.090", "10.5"]
+    action = [c.strip() for c in next(ln for ln in lines if ln.startswith("| action3 |")).strip("|").split("|")]
+    assert action[3] == "1/2" and action[-2] == "+0.180"
+    assert "Annotation cost of the budget: **4,080 s (1.1 h)**" in text
+    # masks3_boxes_tags borrows supervised3 and mean_teacher3: its own file (with boxes, tags) is not costed yet
+    tail = text.split("## masks3_boxes_tags")[1]
+    assert "known once a row trained on its own annotation file has finished" in tail.split("|")[0]
+    assert "Not finished yet: action3 (1 of 2 seeds)" in text
+    assert "No row of this budget has finished yet." in text  # e.g. all_masks
+    # the papers' numbers are in their own table, with their source, split and schedule
+    assert "| ACTION | action3 |" in text and "87.5 %" in text and "[action_ipmi] You et al." in text
+    assert "No reported numbers: DII + DCR" in text
+    assert "![Dice against annotation cost](figures/x.png)" in text
+    assert "[results/per_volume_last.csv](results/per_volume_last.csv)" in text
+    assert "## Appendix: `best.pt`" in text and "annotation-cost.md" in text
