@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="ROW", help="train only these rows (the page still shows all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--runs", type=Path, help="folder of the runs (default: runs/bench/<schedule>)")
-    p.add_argument("--out", type=Path, default=Path("docs/results.md"), help="results page to write")
+    p.add_argument("--out", type=Path, default=Path("docs"),
+                   help="folder of the results page: results.md, figures/, results/ (default: docs)")
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="override applied to every row, e.g. --set train.iterations=2000")
     p.add_argument("--cost-model", type=Path, help="YAML cost model (default: frugalseg/bench/cost_model.yaml)")

@@ -26,14 +26,14 @@ def test_bench_unknown_row_or_missing_data_fails_cleanly(tmp_path, capsys, monke
     monkeypatch.delenv("FRUGALSEG_DATA", raising=False)
     assert main(["bench", "--list", "--only", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
-    assert main(["bench", "--only", "pce", "--runs", str(tmp_path / "r"), "--out", str(tmp_path / "r.md")]) == 2
-    assert "--data" in capsys.readouterr().err and not (tmp_path / "r.md").exists()
+    assert main(["bench", "--only", "pce", "--runs", str(tmp_path / "r"), "--out", str(tmp_path / "r")]) == 2
+    assert "--data" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def test_bench_end_to_end_on_the_sample_resumes(tmp_path, capsys):
     out = tmp_path / "docs" / "results.md"
     args = ["bench", "--data", str(sample_root()), "--only", "supervised", "pce", "--seeds", "0",
-            "--runs", str(tmp_path / "runs"), "--out", str(out), *(f"--set={s}" for s in TINY)]
+            "--runs", str(tmp_path / "runs"), "--out", str(out.parent), *(f"--set={s}" for s in TINY)]
     assert main(args) == 0
     log = capsys.readouterr().out
     assert "[supervised s0] trained" in log and "[pce s0] trained" in log

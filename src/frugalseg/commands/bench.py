@@ -3,17 +3,17 @@
 ::
 
     frugalseg bench --data ../shared/data/ACDC [--schedule quick|paper] [--only ROW ...] [--seeds 0 1 2]
-                    [--runs DIR] [--out docs/results.md] [--set KEY=VALUE ...] [--cost-model FILE] [--list]
+                    [--runs DIR] [--out DIR] [--set KEY=VALUE ...] [--cost-model FILE] [--list]
 
 Rows (``frugalseg/bench/matrix.yaml``) are trained in table order, every seed of a row before the next
 row, into ``<runs>/<label>-s<seed>`` (default ``runs/bench/<schedule>``); a finished run is skipped and a
 killed one resumed, so the command can be killed and started again at any time. Then every finished run
 of the matrix (not only the ``--only`` rows) is scored and the page is written::
 
-    <out>                                the results page
-    <out dir>/figures/<stem>_*.png       Dice against annotation cost; predictions per budget
-    <out dir>/<stem>/per_volume_*.csv    every run's per-volume scores (row and seed prepended)
-    <out dir>/<stem>/runs.csv            every run: folder, training seconds, annotation seconds
+    <out>/results.md                     the results page (``--out`` is a folder, default ``docs``)
+    <out>/figures/results_*.png          Dice against annotation cost; predictions per budget
+    <out>/results/per_volume_*.csv       every run's per-volume scores (row and seed prepended)
+    <out>/results/runs.csv               every run: folder, training seconds, annotation seconds
 
 ``--list`` prints the rows, what is done, and the estimated wall time, and trains nothing.
 """
@@ -46,6 +46,9 @@ HOURS_LIMIT = 6.0
 """The quick bench must fit this many hours on the 2-core CPU it was sized for (issue 8)."""
 
 
+PAGE_STEM = "results"
+"""Name of the page in ``--out`` (``results.md``) and of its data folder (``results/``)."""
+
 @dataclass
 class BenchOptions:
     """What ``frugalseg bench`` was asked (the CLI's arguments)."""
@@ -55,7 +58,7 @@ class BenchOptions:
     only: Sequence[str] | None = None
     seeds: Sequence[int] = (0, 1, 2)
     runs: Path | None = None
-    out: Path = Path("docs/results.md")
+    out: Path = Path("docs")
     extra: Sequence[str] = ()
     cost_model: Path | None = None
     device: str | None = None
@@ -307,8 +310,8 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
             else:
                 log(f"[{planned.row.label} s{seed}] finished earlier: skipped")
     results = _collect(matrix, opts, data, cost_model)
-    out = Path(opts.out)
-    page_dir, stem = out.parent, out.stem
+    page_dir, stem = Path(opts.out), PAGE_STEM
+    out = page_dir / f"{stem}.md"
     data_files = _write_csvs(results, page_dir / stem, cost_model)
     figures = _figures(matrix, results, data, page_dir / "figures", stem, opts.device)
     argv = list(sys.argv[1:]) if opts.argv is None else list(opts.argv)
