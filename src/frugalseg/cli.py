@@ -8,7 +8,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg demo [--out DIR]
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out FILE]
-                    [--set KEY=VALUE ...] [--cost-model FILE] [--list]
+                    [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list]
 """
 
 from __future__ import annotations
@@ -22,6 +22,17 @@ from pathlib import Path
 
 from frugalseg import __version__
 from frugalseg.errors import FrugalsegError
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (``--jobs 0`` would train nothing, forever)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override applied to every row, e.g. --set train.iterations=2000")
     p.add_argument("--cost-model", type=Path, help="YAML cost model (default: frugalseg/bench/cost_model.yaml)")
     p.add_argument("--device", help="device for evaluation (training follows train.device)")
-    p.add_argument("--list", action="store_true", help="print the rows and the estimated time; train nothing")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="train up to N runs side by side, each in a child process with cpus/N threads "
+                        "(on a GPU machine: one GPU each); default 1, in this process")
+    p.add_argument("--list", action="store_true",
+                   help="print the rows and the estimated time (for --jobs); train nothing")
 
     return parser
 
@@ -140,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         opts = BenchOptions(data=None if args.data is None else str(args.data), schedule=args.schedule,
                             only=args.only, seeds=args.seeds, runs=args.runs, out=args.out, extra=args.extra,
-                            cost_model=args.cost_model, device=args.device, argv=args.argv)
+                            cost_model=args.cost_model, device=args.device, argv=args.argv, jobs=args.jobs)
         if args.list:
             print(list_bench(opts))
             return 0

@@ -1,8 +1,10 @@
-"""Finished runs made by hand: the files a trained and scored run leaves, with chosen numbers, no training."""
+"""Finished runs made by hand (the files a trained and scored run leaves, with chosen numbers, no training), and
+fake child processes for ``frugalseg bench --jobs``."""
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,63 @@ def fake_run(runs: Path, label: str, seed: int, dice: float, train_seconds: floa
                 for v in range(2) for k, name in enumerate(CLASSES)]
         (out / "per_volume.csv").write_text("\n".join([header, *rows]) + "\n")
     return run
+
+
+class FakeChildren:
+    """A fake :class:`subprocess.Popen`: each child ends after ``polls`` polls with its code, logging a line.
+
+    Records every launch (command, environment, session) and the most children alive at once.
+    """
+
+    def __init__(self, polls: dict[str, int] | None = None, codes: dict[str, int] | None = None) -> None:
+        self.polls, self.codes = polls or {}, codes or {}
+        self.launched: list[FakeChildren.Child] = []
+        self.alive: set[str] = set()
+        self.max_alive = 0
+
+    def __call__(self, command, stdin=None, stdout=None, stderr=None, env=None, start_new_session=False):
+        child = FakeChildren.Child(self, command, Path(stdout.name), env, start_new_session)
+        self.launched.append(child)
+        self.alive.add(child.name)
+        self.max_alive = max(self.max_alive, len(self.alive))
+        return child
+
+    @property
+    def order(self) -> list[str]:
+        return [c.name for c in self.launched]
+
+    class Child:
+        def __init__(self, owner, command, log, env, new_session):
+            self.owner, self.command, self.log, self.env, self.new_session = owner, command, log, env, new_session
+            options = dict(a[2:].split("=", 1) for a in command[3:] if not a.startswith("--set="))
+            self.name = f"{options['row'].split('=', 1)[0]} s{options['seed']}"
+            self.options = options
+            self.left = owner.polls.get(self.name, 1)
+            self.code: int | None = None
+            self.terminated = False
+
+        def _end(self, code: int) -> int:
+            self.code = code
+            self.owner.alive.discard(self.name)
+            return code
+
+        def poll(self):
+            if self.code is not None:
+                return self.code
+            self.left -= 1
+            if self.left > 0:
+                return None
+            code = self.owner.codes.get(self.name, 0)
+            with self.log.open("a") as fh:
+                fh.write("Traceback (most recent call last):\nRuntimeError: boom\n" if code else "trained\n")
+            return self._end(code)
+
+        def terminate(self):
+            self.terminated = True
+            self._end(-signal.SIGTERM)
+
+        def kill(self):
+            self._end(-signal.SIGKILL)
+
+        def wait(self, timeout=None):
+            return self.code

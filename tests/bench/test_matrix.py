@@ -103,6 +103,14 @@ def test_estimate_scales_with_iterations_and_is_none_for_other_shapes():
     assert matrix.estimates.minutes_for(row_config(matrix.row("dii_dcr"), ROOT, "paper", 0)) is None
 
 
+def test_side_by_side_jobs_speed_up_training_up_to_the_cores():
+    estimates = load_matrix().estimates
+    assert (estimates.cores, estimates.parallel_efficiency) == (2, 0.75)  # measured: 2 x 0.25 / 0.33 s/it
+    assert [estimates.speedup(jobs) for jobs in (1, 2, 3, 8)] == [1.0, 1.5, 1.5, 1.5]
+    unmeasured = estimates.model_copy(update={"cores": 1, "parallel_efficiency": 1.0})
+    assert unmeasured.speedup(2) == 1.0  # a matrix without the measurement promises nothing from --jobs
+
+
 def _shared_pairs():
     """(method, budget of the row, budget of the table) for each row a budget reuses from another budget."""
     matrix = load_matrix()

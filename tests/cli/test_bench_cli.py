@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
+import pytest
+
+from frugalseg.bench import parallel
 from frugalseg.cli import main
+from tests.bench.fakes import FakeChildren
 from tests.helpers import sample_root
 
 TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[64,64]", "model.features=[8,16,32,64,128]",
@@ -17,9 +22,73 @@ def test_bench_list_prints_rows_and_estimate_without_data(tmp_path, capsys, monk
     assert "11 rows x 3 seeds = 33 runs" in out and "dii_dcr" in out and "masks7, masks7_boxes" in out
     assert "estimated wall time on the 2-core CPU: 7.8 h" in out
     assert "--set train.iterations=2000" in out and "--seeds 0 1" in out
+    hints = out[out.index("ways to fit it:"):].splitlines()[1:]
+    assert hints[0].startswith("  --jobs 2   (2 runs side by side, 1 thread each, 1.5x the throughput") and \
+        hints[0].endswith(": 5.3 h")
     assert not any(tmp_path.iterdir())
     assert main(["bench", "--list", "--schedule", "paper", "--only", "pce", "--seeds", "0"]) == 0
     assert "1 rows x 1 seeds = 1 runs" in capsys.readouterr().out
+
+
+def test_bench_list_estimates_side_by_side_jobs(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FRUGALSEG_DATA", raising=False)
+    # 450 training minutes / 1.5 (two single-thread runs measured at 0.33 s/it against 0.25 for one 2-thread run)
+    # + 33 x 0.5 minutes of evaluation, which runs one at a time after the trainings
+    assert main(["bench", "--list", "--runs", str(tmp_path), "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated wall time on the 2-core CPU with --jobs 2: 5.3 h" in out and "ways to fit" not in out
+    # more jobs than the 2 cores gain nothing more
+    assert main(["bench", "--list", "--runs", str(tmp_path), "--jobs", "4"]) == 0
+    assert "with --jobs 4: 5.3 h" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "--list", "--jobs", "0"])
+    assert "--jobs: 0 is not 1 or more" in capsys.readouterr().err
+
+
+def test_bench_jobs_failure_is_reported_after_the_others_and_the_page(tmp_path, capsys, monkeypatch):
+    """Fake children (no training): order, threads per child, one failure named at the end with its log."""
+    children = FakeChildren(codes={"supervised s1": 1})
+    monkeypatch.setattr(parallel, "spawn", children)
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 4)
+    runs, out = tmp_path / "runs", tmp_path / "docs"
+    assert main(["bench", "--data", str(sample_root()), "--only", "supervised", "pce", "--seeds", "0", "1",
+                 "--runs", str(runs), "--out", str(out), "--jobs", "2", "--set", "train.iterations=2"]) == 2
+    assert children.order == ["supervised s0", "supervised s1", "pce s0", "pce s1"] and children.max_alive == 2
+    assert {c.options["threads"] for c in children.launched} == {"2"}  # 4 CPUs / 2 jobs
+    assert {c.env["OMP_NUM_THREADS"] for c in children.launched} == {"2"}
+    assert all("--set=train.iterations=2" in c.command for c in children.launched)
+    captured = capsys.readouterr()
+    assert "training 4 runs, 2 at a time, 2 threads each" in captured.out
+    assert sum(" started (worker " in ln for ln in captured.out.splitlines()) == 4
+    assert "[supervised s1] FAILED" in captured.out and "RuntimeError: boom" in captured.out
+    assert (out / "results.md").is_file()  # the page of the finished runs is written before the error
+    log = runs / "logs" / "supervised-s1.out"
+    assert f"1 run(s) failed, the others finished and {out / 'results.md'} shows them: supervised s1 " \
+           f"(exit code 1; output in {log})" in captured.err
+    assert "RuntimeError: boom" in log.read_text()
+
+
+def test_bench_jobs_on_a_gpu_machine_needs_a_gpu_per_job(tmp_path, capsys, monkeypatch):
+    import torch
+
+    class OneGpu:
+        @staticmethod
+        def is_available() -> bool:
+            return True
+
+        @staticmethod
+        def device_count() -> int:
+            return 1
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch, "cuda", OneGpu)
+    children = FakeChildren()
+    monkeypatch.setattr(parallel, "spawn", children)
+    args = ["bench", "--data", str(sample_root()), "--only", "pce", "--seeds", "0", "--runs", str(tmp_path / "r"),
+            "--out", str(tmp_path / "docs"), "--jobs", "2"]
+    assert main(args) == 2
+    assert "--jobs 2: this machine has 1 GPU(s)" in capsys.readouterr().err
+    assert children.launched == [] and not (tmp_path / "docs").exists()
 
 
 def test_bench_unknown_row_or_missing_data_fails_cleanly(tmp_path, capsys, monkeypatch):
@@ -63,3 +132,22 @@ def test_bench_end_to_end_on_the_sample_resumes(tmp_path, capsys):
     assert main(other) == 2
     err = capsys.readouterr().err
     assert "supervised-s0" in err and "train.iterations" in err and not (tmp_path / "runs" / "pscv-s0").exists()
+
+
+def test_bench_jobs_2_end_to_end_on_the_sample(tmp_path, capsys):
+    """Two real children train side by side; the runs are the rows' own (a --jobs 1 bench reuses them)."""
+    runs, out = tmp_path / "runs", tmp_path / "docs"
+    args = ["bench", "--data", str(sample_root()), "--only", "supervised", "pce", "--seeds", "0",
+            "--runs", str(runs), "--out", str(out), *(f"--set={s}" for s in TINY)]
+    assert main([*args, "--jobs", "2"]) == 0
+    log = capsys.readouterr().out
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert f"training 2 runs, 2 at a time, {threads} thread" in log
+    for row in ("supervised", "pce"):
+        assert f"[{row} s0] started (worker" in log and f"[{row} s0] trained in" in log
+        assert json.loads((runs / f"{row}-s0" / "config.json").read_text())["train"]["threads"] == threads
+        assert f"[{row} s0] trained in" in (runs / "logs" / f"{row}-s0.out").read_text()  # the child's own line
+        assert f"| {row} | {row} | " in (out / "results.md").read_text()
+    # the thread count is not a setting of the row: the same runs, one job at a time, are finished runs
+    assert main(args) == 0
+    assert "[supervised s0] finished earlier: skipped" in capsys.readouterr().out

@@ -4,6 +4,7 @@ Small modules, each usable alone (``scripts/compare_methods.py`` uses the rows, 
 
 - :mod:`~frugalseg.bench.matrix`: rows (``label=config[,key=value...]``) and budgets, from ``matrix.yaml``;
 - :mod:`~frugalseg.bench.runner`: train one row with one seed unless finished, score its checkpoints;
+- :mod:`~frugalseg.bench.parallel`: several row x seed runs side by side in child processes (``--jobs``);
 - :mod:`~frugalseg.bench.tables`: mean ± std over seeds, Markdown tables;
 - :mod:`~frugalseg.bench.cost`: annotator-seconds of an annotation file (``cost_model.yaml``);
 - :mod:`~frugalseg.bench.papers`: the papers' reported numbers with their sources (``paper_results.yaml``);

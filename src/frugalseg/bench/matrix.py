@@ -99,6 +99,21 @@ class Estimates(_Strict):
     reference: Reference
     minutes: dict[str, float]
     eval_minutes: float = Field(ge=0)
+    cores: int = Field(default=1, gt=0, description="cores of the CPU the minutes were measured on")
+    parallel_efficiency: float = Field(
+        default=1.0, gt=0, le=1,
+        description="throughput of each of several single-thread runs side by side, relative to one run on all cores",
+    )
+
+    def speedup(self, jobs: int) -> float:
+        """Training throughput of ``--jobs`` runs side by side relative to one run (on the measured CPU).
+
+        More jobs than cores gain nothing (each job gets one thread and the cores are shared), so the jobs
+        that count are capped at :attr:`cores`; one job is the reference.
+        """
+        if jobs <= 1:
+            return 1.0
+        return min(jobs, self.cores) * self.parallel_efficiency
 
     def minutes_for(self, config: RunConfig) -> float | None:
         """Estimated training minutes of ``config``; ``None`` for an unmeasured method or another shape."""

@@ -3,19 +3,24 @@
 ::
 
     frugalseg bench --data ../shared/data/ACDC [--schedule quick|paper] [--only ROW ...] [--seeds 0 1 2]
-                    [--runs DIR] [--out DIR] [--set KEY=VALUE ...] [--cost-model FILE] [--list]
+                    [--runs DIR] [--out DIR] [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list]
 
 Rows (``frugalseg/bench/matrix.yaml``) are trained in table order, every seed of a row before the next
 row, into ``<runs>/<label>-s<seed>`` (default ``runs/bench/<schedule>``); a finished run is skipped and a
-killed one resumed, so the command can be killed and started again at any time. Then every finished run
-of the matrix (not only the ``--only`` rows) is scored and the page is written::
+killed one resumed, so the command can be killed and started again at any time. ``--jobs N`` (N > 1)
+trains up to N runs side by side, still started in that order, each in a child process with
+``max(1, cpus // N)`` intra-op threads and its output in ``<runs>/logs/<label>-s<seed>.out``
+(:mod:`frugalseg.bench.parallel`); a failed run is reported and the others go on, and the command exits
+non-zero at the end naming the failed runs. ``--jobs 1`` (the default) trains in this process, as always.
+Then every finished run of the matrix (not only the ``--only`` rows) is scored and the page is written::
 
     <out>/results.md                     the results page (``--out`` is a folder, default ``docs``)
     <out>/figures/results_*.png          Dice against annotation cost; predictions per budget
     <out>/results/per_volume_*.csv       every run's per-volume scores (row and seed prepended)
     <out>/results/runs.csv               every run: folder, training seconds, annotation seconds
 
-``--list`` prints the rows, what is done, and the estimated wall time, and trains nothing.
+``--list`` prints the rows, what is done, and the estimated wall time for the given ``--jobs``, and trains
+nothing.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ from frugalseg.bench.papers import load_paper_results
 from frugalseg.bench.report import Header, RowResult, render_report
 from frugalseg.bench.runner import CHECKPOINTS, check_run, finished, load_record, run_dir, train_or_skip
 from frugalseg.config import DATA_ENV
-from frugalseg.errors import ConfigError
+from frugalseg.errors import ConfigError, FrugalsegError
 from frugalseg.files import write_text_atomic
 
-__all__ = ["BenchOptions", "Plan", "plan_bench", "plan_text", "run_bench"]
+__all__ = ["BenchOptions", "BenchRunsFailedError", "Plan", "plan_bench", "plan_text", "run_bench"]
 
 HOURS_LIMIT = 6.0
 """The quick bench must fit this many hours on the 2-core CPU it was sized for (issue 8)."""
@@ -48,6 +53,11 @@ HOURS_LIMIT = 6.0
 
 PAGE_STEM = "results"
 """Name of the page in ``--out`` (``results.md``) and of its data folder (``results/``)."""
+
+
+class BenchRunsFailedError(FrugalsegError):
+    """Some runs of a ``--jobs`` bench failed; the others finished and the page was written without them."""
+
 
 @dataclass
 class BenchOptions:
@@ -63,6 +73,7 @@ class BenchOptions:
     cost_model: Path | None = None
     device: str | None = None
     argv: Sequence[str] | None = None
+    jobs: int = 1
 
     @property
     def runs_dir(self) -> Path:
@@ -97,18 +108,25 @@ class Plan:
     def runs(self) -> int:
         return len(self.rows) * len(self.seeds)
 
-    def total_minutes(self, seeds: int | None = None, scale: float = 1.0) -> float | None:
-        """Estimated wall minutes of every run (training × ``scale`` + evaluation); ``None`` if a row has none."""
+    def total_minutes(self, seeds: int | None = None, scale: float = 1.0, speedup: float = 1.0) -> float | None:
+        """Estimated wall minutes of every run; ``None`` if a row has no estimate.
+
+        Training (× ``scale``) is divided by ``speedup`` (:meth:`Estimates.speedup` of ``--jobs``);
+        evaluation is not, because the bench scores the runs one at a time after training them.
+        """
         if any(r.minutes is None for r in self.rows):
             return None
         n = len(self.seeds) if seeds is None else seeds
-        return n * sum(r.minutes * scale + self.eval_minutes for r in self.rows)  # type: ignore[operator]
+        training = n * sum(r.minutes * scale for r in self.rows)  # type: ignore[operator]
+        return training / speedup + n * len(self.rows) * self.eval_minutes
 
-    def remaining_minutes(self) -> float | None:
+    def remaining_minutes(self, speedup: float = 1.0) -> float | None:
+        """Like :meth:`total_minutes` for the runs not finished yet."""
         if any(r.minutes is None for r in self.rows):
             return None
-        return sum((len(self.seeds) - r.done) * (r.minutes + self.eval_minutes)  # type: ignore[operator]
-                   for r in self.rows)
+        left = [(len(self.seeds) - r.done, r.minutes) for r in self.rows]
+        training = sum(n * minutes for n, minutes in left)  # type: ignore[operator]
+        return training / speedup + sum(n for n, _ in left) * self.eval_minutes
 
 
 def plan_bench(matrix: Matrix, opts: BenchOptions) -> Plan:
@@ -141,31 +159,50 @@ def plan_text(plan: Plan, matrix: Matrix, opts: BenchOptions) -> str:
         minutes = f"{r.minutes:.1f}" if r.minutes is not None else "?"
         lines.append(f"{r.row.label:<{width}}  {minutes:>7}  {r.done}/{len(plan.seeds):<3}  "
                      f"{', '.join(r.budgets)}: {r.row.spec}")
-    total = plan.total_minutes()
+    speedup = matrix.estimates.speedup(opts.jobs)
+    total = plan.total_minutes(speedup=speedup)
     lines.append("")
     if total is None:
         lines.append("estimated wall time: no estimate (the estimates in frugalseg/bench/matrix.yaml were measured "
                      "for the quick shape on a 2-core CPU; this schedule is meant for a GPU)")
         return "\n".join(lines)
-    remaining = plan.remaining_minutes() or 0.0
-    lines.append(f"estimated wall time on the 2-core CPU: {_hours(total)} ({plan.runs} runs, evaluation included); "
-                 f"still to run: {_hours(remaining)}")
+    remaining = plan.remaining_minutes(speedup) or 0.0
+    jobs = f" with --jobs {opts.jobs}" if opts.jobs > 1 else ""
+    lines.append(f"estimated wall time on the 2-core CPU{jobs}: {_hours(total)} ({plan.runs} runs, evaluation "
+                 f"included); still to run: {_hours(remaining)}")
     if total > HOURS_LIMIT * 60:
         lines.append(f"this exceeds the {HOURS_LIMIT:g} h the quick bench must fit; ways to fit it:")
-        ref = matrix.estimates.reference.iterations
-        step = 500
-        for iterations in range(ref - step, 0, -step):
-            scaled = plan.total_minutes(scale=iterations / ref)
-            if scaled is not None and scaled <= HOURS_LIMIT * 60:
-                lines.append(f"  --set train.iterations={iterations}   (every row {iterations} iterations instead of "
-                             f"{ref}): {_hours(scaled)}")
-                break
-        for n in range(len(plan.seeds) - 1, 0, -1):
-            fewer = plan.total_minutes(seeds=n)
-            if fewer is not None and fewer <= HOURS_LIMIT * 60:
-                lines.append(f"  --seeds {' '.join(map(str, plan.seeds[:n]))}   ({n} seeds): {_hours(fewer)}")
-                break
+        lines += _fit_hints(plan, matrix, opts.jobs)
     return "\n".join(lines)
+
+
+def _fit_hints(plan: Plan, matrix: Matrix, jobs: int) -> list[str]:
+    """Options that bring the estimate under the limit, cheapest in lost results first.
+
+    More ``--jobs`` come first because they cost nothing but memory; then fewer iterations (every row less
+    trained), then fewer seeds (no spread over seeds), each estimated at the given ``--jobs``.
+    """
+    est, limit, hints = matrix.estimates, HOURS_LIMIT * 60, []
+    for more in range(jobs + 1, est.cores + 1):  # beyond the cores a job gets no core of its own
+        faster = plan.total_minutes(speedup=est.speedup(more))
+        if est.speedup(more) > est.speedup(jobs) and faster is not None and faster <= limit:
+            threads = max(1, est.cores // more)
+            hints.append(f"  --jobs {more}   ({more} runs side by side, {threads} thread{'s' * (threads > 1)} each, "
+                         f"{est.speedup(more):g}x the throughput of one run): {_hours(faster)}")
+            break
+    speedup, ref, step = est.speedup(jobs), est.reference.iterations, 500
+    for iterations in range(ref - step, 0, -step):
+        scaled = plan.total_minutes(scale=iterations / ref, speedup=speedup)
+        if scaled is not None and scaled <= limit:
+            hints.append(f"  --set train.iterations={iterations}   (every row {iterations} iterations instead of "
+                         f"{ref}): {_hours(scaled)}")
+            break
+    for n in range(len(plan.seeds) - 1, 0, -1):
+        fewer = plan.total_minutes(seeds=n, speedup=speedup)
+        if fewer is not None and fewer <= limit:
+            hints.append(f"  --seeds {' '.join(map(str, plan.seeds[:n]))}   ({n} seeds): {_hours(fewer)}")
+            break
+    return hints
 
 
 def _collect(matrix: Matrix, opts: BenchOptions, data: str, cost_model: CostModel) -> dict[str, RowResult]:
@@ -287,20 +324,11 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
-def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
-    """Train the selected rows (skipping finished runs), then write the results page; return its path."""
-    from frugalseg.bench.provenance import git_commit, machine_description, utc_now
+def _train_in_process(plan: Plan, opts: BenchOptions, data: str, log: Callable[[str], None]) -> float:
+    """``--jobs 1``: train the runs one after the other in this process; seconds spent training.
 
-    matrix = load_matrix()
-    cost_model = load_cost_model(opts.cost_model)
-    papers = load_paper_results(budgets={b.name for b in matrix.budgets}, rows=set(matrix.rows))
-    data = opts.data_root()
-    plan = plan_bench(matrix, dataclasses.replace(opts, data=data))
-    for row in matrix.ordered_rows():  # before training anything: no run folder of the page holds another config
-        for seed in opts.seeds:
-            path = run_dir(opts.runs_dir, row.label, seed)
-            if finished(path) or (path / "checkpoints" / "last.pt").is_file():
-                check_run(path, row_config(row, data, opts.schedule, seed, opts.extra))
+    A failure ends the bench at once (nothing else is running, so there is nothing to let finish).
+    """
     trained = 0.0
     for planned in plan.rows:
         for seed in opts.seeds:
@@ -309,6 +337,71 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
                 trained += time.perf_counter() - t0
             else:
                 log(f"[{planned.row.label} s{seed}] finished earlier: skipped")
+    return trained
+
+
+def _train_in_children(plan: Plan, opts: BenchOptions, data: str, devices: list[str] | None,
+                       log: Callable[[str], None]) -> tuple[float, list[str]]:
+    """``--jobs N``: train the unfinished runs N at a time in child processes; wall seconds and failures.
+
+    Finished runs are skipped here, without starting a child for them (a child would only import torch to
+    skip them); each child still decides train / skip / resume itself with ``train_or_skip``.
+    """
+    from frugalseg.bench.parallel import Job, Launcher, run_jobs, threads_per_job
+
+    jobs = []
+    for planned in plan.rows:
+        for seed in opts.seeds:
+            if finished(run_dir(opts.runs_dir, planned.row.label, seed)):
+                log(f"[{planned.row.label} s{seed}] finished earlier: skipped")
+            else:
+                jobs.append(Job(planned.row, seed, data, opts.runs_dir, opts.schedule, tuple(opts.extra)))
+    if not jobs:
+        return 0.0, []
+    threads = threads_per_job(opts.jobs)
+    gpus = "" if devices is None else f", GPUs {', '.join(devices)} (one per worker)"
+    log(f"training {len(jobs)} runs, {min(opts.jobs, len(jobs))} at a time, {threads} thread"
+        f"{'s' * (threads > 1)} each{gpus}; each run's output in {opts.runs_dir / 'logs'}")
+    t0 = time.perf_counter()
+    failures = run_jobs(jobs, opts.jobs, Launcher(threads, devices), log)
+    return time.perf_counter() - t0, [f.describe() for f in failures]
+
+
+def _check_jobs(jobs: int) -> list[str] | None:
+    """Validate ``--jobs`` before anything is trained; the GPU of each worker on a GPU machine (else ``None``)."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: give 1 or more")
+    if jobs == 1:
+        return None
+    from frugalseg.bench.parallel import gpu_devices
+
+    return gpu_devices(jobs)
+
+
+def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
+    """Train the selected rows (skipping finished runs), then write the results page; return its path.
+
+    Raises:
+        BenchRunsFailedError: with ``--jobs`` > 1, some runs failed (after the page of the others is written).
+    """
+    from frugalseg.bench.provenance import git_commit, machine_description, utc_now
+
+    matrix = load_matrix()
+    cost_model = load_cost_model(opts.cost_model)
+    papers = load_paper_results(budgets={b.name for b in matrix.budgets}, rows=set(matrix.rows))
+    data = opts.data_root()
+    devices = _check_jobs(opts.jobs)
+    plan = plan_bench(matrix, dataclasses.replace(opts, data=data))
+    for row in matrix.ordered_rows():  # before training anything: no run folder of the page holds another config
+        for seed in opts.seeds:
+            path = run_dir(opts.runs_dir, row.label, seed)
+            if finished(path) or (path / "checkpoints" / "last.pt").is_file():
+                check_run(path, row_config(row, data, opts.schedule, seed, opts.extra))
+    failed: list[str] = []
+    if opts.jobs > 1:
+        trained, failed = _train_in_children(plan, opts, data, devices, log)
+    else:
+        trained = _train_in_process(plan, opts, data, log)
     results = _collect(matrix, opts, data, cost_model)
     page_dir, stem = Path(opts.out), PAGE_STEM
     out = page_dir / f"{stem}.md"
@@ -328,6 +421,10 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
     done = sum(len(r.records) for r in results.values())
     log(f"wrote {out} ({done} finished runs of {len(matrix.rows) * len(opts.seeds)}; "
         f"{sum(1 for r in results.values() if r.records)} of {len(matrix.rows)} rows)")
+    if failed:
+        raise BenchRunsFailedError(
+            f"{len(failed)} run(s) failed, the others finished and {out} shows them: {'; '.join(failed)}. "
+            "Run the same command again to retry the failed runs (finished runs are skipped)")
     return out
 
 
