@@ -2,15 +2,28 @@
 
 The evidence runs of the method issues (PSCV vs. pCE, fp32 vs. bf16, ...): any rows, any runs folder.
 ``frugalseg bench`` runs the fixed benchmark matrix with the same core (``frugalseg.bench``): rows,
-train-or-skip, evaluation and tables live there; this script only parses its arguments and prints.
+train-or-skip, evaluation, records and tables live there; this script only parses its arguments and prints.
 Runs go to ``--runs`` (default ``runs/compare``) as ``<label>-s<seed>``; a run whose ``summary.json``
 exists is not trained again, so a killed comparison resumes where it stopped (a finished run trained
-with another config than its row is reused with a warning).
+with another config than its row is reused with a warning, and not recorded).
+
+Records (``frugalseg.bench.records``): each run, once trained and scored, is copied into a small record
+``<records>/<label>-s<seed>/`` (config, training summary, evaluations of best.pt and last.pt, annotation
+counts; tens of KB) meant to be committed, because ``runs/`` is not and a session's machine is wiped. A
+row x seed with a record is finished even if its run folder is gone: it is not trained again and the
+tables are read from the record, so a comparison that outlasts a session goes on in the next one from its
+committed records. A record of another config than its row is refused (delete it to train the row again).
+A finished run folder without a record (trained before records existed) is recorded when reached.
+
+- ``--records DIR``: where the records go;
+- default with ``--doc PAGE``: ``<folder of PAGE>/records/<PAGE's name without .md>/`` (for
+  ``--doc docs/methods/mlds.md``: ``docs/methods/records/mlds/``), committed with the page;
+- neither: no records (the runs live in ``--runs`` only, as before; the script says so on stderr).
 
 Each row is ``label=config[,key=value...]``; every row is trained with every ``--seeds`` seed::
 
     python scripts/compare_methods.py --data ../shared/data/ACDC --schedule quick --seeds 0 1 2 \\
-        --row pce=acdc_pce --row pscv=acdc_pscv --out compare.md
+        --row pce=acdc_pce --row pscv=acdc_pscv --doc docs/methods/pscv.md --block pscv_vs_pce
 
 Scores come from ``frugalseg eval`` on ``checkpoints/best.pt`` (selected on the same validation volumes,
 as SSL4MIS does on its validation split; this makes the figures optimistic) and on
@@ -39,9 +52,14 @@ from frugalseg.files import replace_marked_block
 
 def run_one(row: Row, seed: int, args: argparse.Namespace) -> RunRecord:
     try:
-        return run_row_seed(row, seed, args.data, args.runs, args.schedule, strict=False)
+        return run_row_seed(row, seed, args.data, args.runs, args.schedule, strict=False, records=args.records)
     except FrugalsegError as exc:
         raise SystemExit(f"{row.label} seed {seed}: {exc}") from exc
+
+
+def default_records(doc: Path | None) -> Path | None:
+    """``<folder of doc>/records/<doc stem>/``: the records beside the page they feed; ``None`` without a page."""
+    return None if doc is None else doc.parent / "records" / doc.stem
 
 
 def provenance(argv: list[str] | None) -> str:
@@ -61,9 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also write the Markdown tables here")
     p.add_argument("--doc", type=Path, help="also put the tables into this Markdown page, in the block --block")
     p.add_argument("--block", help="name of the <!-- name --> block of --doc to replace")
+    p.add_argument("--records", type=Path,
+                   help="folder of the runs' records, to commit (default with --doc PAGE: "
+                        "<PAGE's folder>/records/<PAGE's stem>/; else none)")
     args = p.parse_args(argv)
     if (args.doc is None) != (args.block is None):
         p.error("--doc and --block go together")
+    if args.records is None:
+        args.records = default_records(args.doc)
+    if args.records is None:
+        print("compare_methods: no --records (nor --doc): finished runs are kept in --runs only, which a new "
+              "session does not have", file=sys.stderr)
     try:
         rows = [parse_row(text) for text in args.row]
     except FrugalsegError as exc:
@@ -74,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     for which in ("best", "last"):
         table = metrics_table({label: [r.summaries[which] for r in runs] for label, runs in results.items()})
         lines += [f"**{which}.pt**", "", *table, ""]
+    if args.records is not None:
+        lines += [f"Records of these runs: `{args.records.as_posix()}`.", ""]
     lines.append("Training seconds per run: " + ", ".join(
         f"{k} {statistics.mean(r.train_seconds for r in v):.0f}" for k, v in results.items()))
     text = "\n".join(lines)

@@ -7,7 +7,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg demo [--out DIR]
-    frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out FILE]
+    frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out DIR]
                     [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list]
 """
 
@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default="quick", help="schedule of the configs: quick (CPU) or paper (GPU)")
     p.add_argument("--only", nargs="+", metavar="ROW", help="train only these rows (the page still shows all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--runs", type=Path, help="folder of the runs (default: runs/bench/<schedule>)")
+    p.add_argument("--runs", type=Path, help="folder of the runs, not committed (default: runs/bench/<schedule>)")
     p.add_argument("--out", type=Path, default=Path("docs"),
-                   help="folder of the results page: results.md, figures/, results/ (default: docs)")
+                   help="folder of the results page: results.md, figures/, results/, and the run records to commit "
+                        "in results/runs/ (a recorded run is never trained again) (default: docs)")
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="override applied to every row, e.g. --set train.iterations=2000")
     p.add_argument("--cost-model", type=Path, help="YAML cost model (default: frugalseg/bench/cost_model.yaml)")

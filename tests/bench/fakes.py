@@ -1,5 +1,5 @@
-"""Finished runs made by hand (the files a trained and scored run leaves, with chosen numbers, no training), and
-fake child processes for ``frugalseg bench --jobs``."""
+"""Finished runs made by hand (the files a trained and scored run leaves, with chosen numbers, no training), their
+records, and fake child processes for ``frugalseg bench --jobs``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from frugalseg.bench.records import Panel, record_dir, write_record
 from frugalseg.evaluation.reports import CSV_COLUMNS
 
 CLASSES = ("RV", "Myo", "LV")
@@ -48,6 +49,20 @@ def fake_run(runs: Path, label: str, seed: int, dice: float, train_seconds: floa
                 for v in range(2) for k, name in enumerate(CLASSES)]
         (out / "per_volume.csv").write_text("\n".join([header, *rows]) + "\n")
     return run
+
+
+def fake_record(records: Path, runs: Path, label: str, seed: int, dice: float, config: dict[str, Any],
+                panel: Panel | None = None, keep_run: bool = False, **run_kwargs: Any) -> Path:
+    """The record of a :func:`fake_run` (whose folder is then deleted unless ``keep_run``), as the runner writes it."""
+    import shutil
+
+    run = fake_run(runs, label, seed, dice, config=config, **run_kwargs)
+    meta = {"label": label, "row": label, "seed": seed, "schedule": "quick", "data": "/data", "run": run.as_posix(),
+            "written": "2026-01-01 00:00 UTC", "commit": "abc1234"}
+    dest = write_record(run, record_dir(records, label, seed), meta, panel)
+    if not keep_run:
+        shutil.rmtree(run)
+    return dest
 
 
 class FakeChildren:

@@ -1,8 +1,10 @@
-"""``scripts/compare_methods.py`` on the bench core: same CLI, same folders, same tables as before."""
+"""``scripts/compare_methods.py`` on the bench core: same CLI, same folders, same tables as before, plus records."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,11 +23,31 @@ def compare():
     return module
 
 
-def test_finished_runs_are_reused_and_tabulated(compare, tmp_path, capsys):
-    runs = tmp_path / "runs"
+def _config(spec: str, seed: int, extra=()) -> dict:
+    return row_config(parse_row(spec), "/data/acdc", "quick", seed, extra).to_dict()
+
+
+def _fake_runs(runs: Path) -> None:
     for seed, dice in enumerate([0.80, 0.82, 0.78]):
-        fake_run(runs, "pce", seed, dice, train_seconds=600, best_dice=dice + 0.01)
-    fake_run(runs, "pscv", 0, 0.75, train_seconds=700)
+        fake_run(runs, "pce", seed, dice, train_seconds=600, best_dice=dice + 0.01,
+                 config=_config("pce=acdc_pce", seed))
+    fake_run(runs, "pscv", 0, 0.75, train_seconds=700, config=_config("pscv=acdc_pscv", 0))
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any training attempt fails the test: every run here is finished or recorded."""
+    import frugalseg.engine.trainer as engine
+
+    def refuse(*_, **__):
+        raise AssertionError("a finished or recorded run was trained again")
+
+    monkeypatch.setattr(engine, "Trainer", refuse)
+
+
+def test_finished_runs_are_reused_and_tabulated(compare, tmp_path, capsys, no_training):
+    runs = tmp_path / "runs"
+    _fake_runs(runs)
     page = tmp_path / "page.md"
     page.write_text("# Page\n\n<!-- results -->\nold\n<!-- results -->\n\nafter\n")
     rc = compare.main(["--data", "/data/acdc", "--runs", str(runs), "--seeds", "0", "--row", "pce=acdc_pce",
@@ -37,17 +59,44 @@ def test_finished_runs_are_reused_and_tabulated(compare, tmp_path, capsys):
     assert out.rstrip().endswith("Training seconds per run: pce 600, pscv 700")
     text = page.read_text()
     assert "old" not in text and text.endswith("after\n") and "Written by `scripts/compare_methods.py`" in text
+    # with --doc PAGE and no --records, the records go beside the page: <PAGE's folder>/records/<PAGE's stem>/
+    assert sorted(p.name for p in (tmp_path / "records" / "page").iterdir()) == ["pce-s0", "pscv-s0"]
+    assert f"Records of these runs: `{(tmp_path / 'records' / 'page').as_posix()}`." in text
     assert compare.main(["--data", "/data/acdc", "--runs", str(runs), "--row", "pce=acdc_pce"]) == 0
-    assert "| pce | 3 | 0.800 ± 0.020 |" in capsys.readouterr().out  # last.pt over the three seeds
+    captured = capsys.readouterr()
+    assert "| pce | 3 | 0.800 ± 0.020 |" in captured.out  # last.pt over the three seeds
+    assert "no --records (nor --doc)" in captured.err and "Records of these runs" not in captured.out
 
 
-def test_run_of_another_config_is_reused_with_a_warning(compare, tmp_path, capsys):
+def test_records_carry_a_comparison_into_a_session_without_its_runs(compare, tmp_path, capsys, no_training):
+    runs, records = tmp_path / "runs", tmp_path / "committed" / "records"
+    _fake_runs(runs)
+    args = ["--data", "/data/acdc", "--runs", str(runs), "--records", str(records), "--row", "pce=acdc_pce",
+            "--seeds", "0", "1", "2"]
+    assert compare.main(args) == 0
+    first = capsys.readouterr().out
+    assert sorted(p.name for p in records.iterdir()) == ["pce-s0", "pce-s1", "pce-s2"]
+    shutil.rmtree(runs)  # the machine is wiped; the records were committed
+    assert compare.main(args) == 0
+    tables = first[first.index("**best.pt**"):]
+    assert "| pce | 3 | 0.810 ± 0.020 |" in tables and capsys.readouterr().out.endswith(tables)
+    # a record of other settings is refused, naming it, although run folders of other settings are only warned of
+    record = records / "pce-s1"
+    config = json.loads((record / "config.json").read_text())
+    config["train"]["iterations"] = 1000
+    (record / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match=rf"pce seed 1: record {record} holds a run trained with another config"):
+        compare.main(args)
+
+
+def test_run_of_another_config_is_reused_with_a_warning_and_not_recorded(compare, tmp_path, capsys, no_training):
     runs = tmp_path / "runs"
-    other = row_config(parse_row("pce=acdc_pce"), "/data/acdc", "quick", 0, ["train.iterations=1000"]).to_dict()
-    fake_run(runs, "pce", 0, 0.7, config=other)
-    assert compare.main(["--data", "/data/acdc", "--runs", str(runs), "--seeds", "0", "--row", "pce=acdc_pce"]) == 0
+    fake_run(runs, "pce", 0, 0.7, config=_config("pce=acdc_pce", 0, ["train.iterations=1000"]))
+    assert compare.main(["--data", "/data/acdc", "--runs", str(runs), "--seeds", "0", "--row", "pce=acdc_pce",
+                         "--records", str(tmp_path / "records")]) == 0
     out = capsys.readouterr().out
     assert "warning" in out and "train.iterations: run has 1000, row wants 3000" in out
+    assert "| pce | 1 | 0.700 |" in out and not (tmp_path / "records" / "pce-s0").exists()
 
 
 def test_bad_row_exits_with_its_text(compare):

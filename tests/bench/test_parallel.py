@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,17 @@ import pytest
 
 from frugalseg.bench import parallel
 from frugalseg.bench.matrix import parse_row, row_config
-from frugalseg.bench.parallel import Job, JobFailure, Launcher, child_main, gpu_devices, run_jobs, threads_per_job
+from frugalseg.bench.parallel import (
+    Job,
+    JobFailure,
+    Launcher,
+    child_command,
+    child_main,
+    gpu_devices,
+    run_jobs,
+    threads_per_job,
+)
+from frugalseg.bench.records import has_record
 from frugalseg.bench.runner import check_run, config_differences
 from frugalseg.errors import ConfigError
 from tests.bench.fakes import FakeChildren
@@ -155,11 +166,29 @@ class RecordingTrainer:
         (self.run_dir / "summary.json").write_text(json.dumps({"train_seconds": 1.0}))
 
 
+def _fake_eval(monkeypatch) -> list[str]:
+    """``frugalseg eval`` writing fixed files; the devices it was asked for."""
+    import frugalseg.commands.evaluate as evaluate
+    from tests.bench.fakes import fake_summary
+
+    devices: list[str] = []
+
+    def fake(checkpoint, data, out, overwrite=False, device=None, **_):
+        devices.append(device)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(fake_summary(0.5)))
+        (out / "per_volume.csv").write_text("case_id,class_index,class,dice\ncase0,1,RV,0.5\n")
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", fake)
+    return devices
+
+
 def test_child_trains_with_its_threads_and_the_run_still_matches_its_row(tmp_path, monkeypatch, capsys):
     import frugalseg.engine.trainer as engine
 
     RecordingTrainer.configs = []
     monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
+    _fake_eval(monkeypatch)
     args = ["--row=pce=acdc_pce", "--seed=1", f"--data={DATA}", f"--runs={tmp_path}", "--schedule=quick",
             "--threads=1", "--set=train.iterations=4"]
     assert child_main(args) == 0
@@ -176,6 +205,25 @@ def test_child_trains_with_its_threads_and_the_run_still_matches_its_row(tmp_pat
     assert "[pce s1] finished earlier: skipped" in capsys.readouterr().out
     assert child_main([*args[:1], "--seed=2", *args[2:], "--set=train.threads=3"]) == 0
     assert RecordingTrainer.configs[-1].train.threads == 3
+
+
+def test_child_scores_and_records_its_run_and_skips_a_recorded_one(tmp_path, monkeypatch, capsys):
+    import frugalseg.engine.trainer as engine
+
+    RecordingTrainer.configs = []
+    monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
+    devices = _fake_eval(monkeypatch)
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    job = Job(ROWS[1], 0, DATA, runs, "quick", ("train.iterations=4",), records=records, device="cpu")
+    command = child_command(job, threads=1, parent_pid=1)
+    assert f"--records={records}" in command and "--device=cpu" in command
+    args = [a for a in command[3:] if not a.startswith("--parent-pid")]
+    assert child_main(args) == 0
+    assert has_record(records / "pce-s0") and devices == ["cpu", "cpu"]
+    assert f"[pce s0] recorded in {records / 'pce-s0'}" in capsys.readouterr().out
+    shutil.rmtree(runs)  # the record alone makes the run finished
+    assert child_main(args) == 0 and len(RecordingTrainer.configs) == 1
+    assert "[pce s0] finished earlier: skipped" in capsys.readouterr().out
 
 
 def test_child_reports_a_config_mismatch_as_an_error(tmp_path, capsys):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from frugalseg.bench.cost import load_cost_model, run_annotation_cost
+from frugalseg.bench.cost import counts_cost, load_cost_model
 from frugalseg.bench.matrix import load_matrix, row_config
 from frugalseg.bench.papers import load_paper_results
 from frugalseg.bench.report import Header, RowResult, render_report
@@ -25,7 +25,7 @@ def _results(tmp_path, finished):
             assert record is not None
             res.records.append(record)
         if res.records:
-            res.cost = run_annotation_cost(res.records[0].annotations, model)
+            res.cost = counts_cost(res.records[0].counts, model)
         results[row.label] = res
     return matrix, results, model
 

@@ -3,12 +3,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
 from frugalseg.bench import parallel
+from frugalseg.bench.cost import cost_model_path
 from frugalseg.cli import main
-from tests.bench.fakes import FakeChildren
+from tests.bench.fakes import FakeChildren, fake_record
 from tests.helpers import sample_root
 
 TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[64,64]", "model.features=[8,16,32,64,128]",
@@ -99,7 +102,16 @@ def test_bench_unknown_row_or_missing_data_fails_cleanly(tmp_path, capsys, monke
     assert "--data" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
-def test_bench_end_to_end_on_the_sample_resumes(tmp_path, capsys):
+def _outputs(docs: Path) -> dict[str, bytes]:
+    """Every file of a results page (page, CSVs, figures) but the records, by path relative to ``docs``."""
+    return {p.relative_to(docs).as_posix(): p.read_bytes() for p in sorted(docs.rglob("*"))
+            if p.is_file() and "runs" not in p.relative_to(docs).parts}
+
+
+def test_bench_end_to_end_on_the_sample_resumes(tmp_path, capsys, monkeypatch):
+    import frugalseg.bench.provenance as provenance
+
+    monkeypatch.setattr(provenance, "utc_now", lambda: "2026-01-01 00:00 UTC")  # pages written minutes apart
     out = tmp_path / "docs" / "results.md"
     args = ["bench", "--data", str(sample_root()), "--only", "supervised", "pce", "--seeds", "0",
             "--runs", str(tmp_path / "runs"), "--out", str(out.parent), *(f"--set={s}" for s in TINY)]
@@ -120,18 +132,69 @@ def test_bench_end_to_end_on_the_sample_resumes(tmp_path, capsys):
         rows = list(csv.DictReader(fh))
     assert {r["row"] for r in rows} == {"supervised", "pce"} and {r["seed"] for r in rows} == {"0"}
     assert "(results/per_volume_last.csv)" in text
+    # each run was recorded beside the page as soon as it was scored: small files, committed with the page
+    records = tmp_path / "docs" / "results" / "runs"
+    assert sorted(p.name for p in records.iterdir()) == ["pce-s0", "supervised-s0"]
+    for record in records.iterdir():
+        assert (record / "panel.npz").is_file() and (record / "eval_last" / "per_volume.csv").is_file()
+        assert sum(f.stat().st_size for f in record.rglob("*") if f.is_file()) < 100_000
+    assert "(results/runs)" in text and "results/runs/pce-s0" in (records.parent / "runs.csv").read_text()
     summary = tmp_path / "runs" / "pce-s0" / "summary.json"
     before = json.loads(summary.read_text())
     # a second invocation trains nothing and rewrites the page
     assert main(args) == 0
     assert "[pce s0] finished earlier: skipped" in capsys.readouterr().out
     assert json.loads(summary.read_text()) == before
-    # other settings into the same runs folder: refused before anything is trained, naming the run and the key
+    from_runs = _outputs(tmp_path / "docs")
+    # a new session: the run folders are gone, the records were committed; nothing is trained, the same page
+    shutil.rmtree(tmp_path / "runs")
+    assert main(args) == 0
+    log = capsys.readouterr().out
+    assert "[pce s0] finished earlier: skipped" in log and "trained in" not in log
+    assert not (tmp_path / "runs" / "pce-s0").exists()
+    assert _outputs(tmp_path / "docs") == from_runs
+    # other settings: refused before anything is trained, naming the record and the key
     other = [a.replace("iterations=2", "iterations=4") for a in args]
     other[other.index("pce")] = "pscv"
     assert main(other) == 2
     err = capsys.readouterr().err
-    assert "supervised-s0" in err and "train.iterations" in err and not (tmp_path / "runs" / "pscv-s0").exists()
+    assert f"record {records / 'supervised-s0'}" in err and "train.iterations" in err
+    assert not (tmp_path / "runs" / "pscv-s0").exists()
+
+
+def test_bench_page_from_committed_records_alone(tmp_path, capsys, monkeypatch):
+    """Records of every row and no run folder: nothing is trained; tables, costs and panels come from the records
+    (the panels' images from --data), and another cost model is applied to the recorded annotation counts."""
+    import numpy as np
+
+    import frugalseg.engine.trainer as engine
+    from frugalseg.bench.figures import pick_slices
+    from frugalseg.bench.matrix import load_matrix, row_config
+    from frugalseg.bench.records import Panel
+    from frugalseg.data.sources import open_source
+
+    monkeypatch.setattr(engine, "Trainer", None)  # any training would fail
+    data = sample_root()
+    case = open_source(data).load_case("patient028_frame01")
+    picks = pick_slices(case.label)
+    panel = Panel(case.case_id, tuple(int(p) for p in picks), case.label[picks].astype(np.uint8))
+    masks = {"format": "frugalseg.annotations/1", "classes": {"1": "RV", "2": "Myo", "3": "LV"},
+             "items": {f"s{i}": {"mask": True} for i in range(10)}}
+    docs = tmp_path / "docs"
+    for k, row in enumerate(load_matrix().ordered_rows()):
+        fake_record(docs / "results" / "runs", tmp_path / "runs", row.label, 0, 0.5 + k / 100,
+                    row_config(row, data, "quick", 0).to_dict(), panel=panel, annotations=masks)
+    assert not any((tmp_path / "runs").iterdir())
+    args = ["bench", "--data", str(data), "--seeds", "0", "--runs", str(tmp_path / "runs"), "--out", str(docs)]
+    assert main(args) == 0
+    text = (docs / "results.md").read_text()
+    assert "Not finished yet" not in text and "| supervised3 | supervised | baseline | 1 | 600 |" in text
+    figures = sorted(p.name for p in (docs / "figures").iterdir())
+    assert "results_dice_vs_cost.png" in figures and "results_predictions_masks3.png" in figures
+    cheap = tmp_path / "cost.yaml"
+    cheap.write_text(cost_model_path().read_text().replace("seconds: 20.0", "seconds: 40.0", 1))
+    assert main([*args, "--cost-model", str(cheap)]) == 0
+    assert "| supervised3 | supervised | baseline | 1 | 1,200 |" in (docs / "results.md").read_text()
 
 
 def test_bench_jobs_2_end_to_end_on_the_sample(tmp_path, capsys):
@@ -148,6 +211,8 @@ def test_bench_jobs_2_end_to_end_on_the_sample(tmp_path, capsys):
         assert json.loads((runs / f"{row}-s0" / "config.json").read_text())["train"]["threads"] == threads
         assert f"[{row} s0] trained in" in (runs / "logs" / f"{row}-s0.out").read_text()  # the child's own line
         assert f"| {row} | {row} | " in (out / "results.md").read_text()
+    # each child recorded its run
+    assert sorted(p.name for p in (out / "results" / "runs").iterdir()) == ["pce-s0", "supervised-s0"]
     # the thread count is not a setting of the row: the same runs, one job at a time, are finished runs
     assert main(args) == 0
     assert "[supervised s0] finished earlier: skipped" in capsys.readouterr().out

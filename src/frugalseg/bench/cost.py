@@ -4,7 +4,9 @@ A budget's cost is not typed per budget: it is the sum, over the run's ``annotat
 annotation's time from a cost model (``cost_model.yaml`` beside this module, the defaults of
 ``../shared/methods/annotation-cost.md`` §2; docs/annotation-cost.md cites the studies). So a budget whose
 simulation changes (more boxes, fewer clicks) is costed as it was really simulated, and a user's own
-timings replace ours with ``frugalseg bench --cost-model FILE``.
+timings replace ours with ``frugalseg bench --cost-model FILE``. A run's record keeps the counts
+(:class:`AnnotationCounts`), not the annotation file, and the model is applied to them when the page is
+written (:func:`counts_cost`).
 
 What is counted (K = the number of foreground classes the file declares, 3 for ACDC):
 
@@ -36,6 +38,7 @@ __all__ = [
     "CostModel",
     "annotation_cost",
     "count_annotations",
+    "counts_cost",
     "cost_model_path",
     "load_cost_model",
     "run_annotation_cost",
@@ -122,9 +125,13 @@ def count_annotations(annotations: AnnotationFile) -> AnnotationCounts:
     )
 
 
-def annotation_cost(annotations: AnnotationFile, model: CostModel) -> Cost:
-    counts = count_annotations(annotations)
+def counts_cost(counts: AnnotationCounts, model: CostModel) -> Cost:
+    """The cost of annotations already counted (a run record keeps the counts, not the annotation file)."""
     return Cost(counts.seconds(model), counts.seconds(model, "low"), counts.seconds(model, "high"), counts)
+
+
+def annotation_cost(annotations: AnnotationFile, model: CostModel) -> Cost:
+    return counts_cost(count_annotations(annotations), model)
 
 
 def run_annotation_cost(path: str | Path, model: CostModel) -> Cost | None:

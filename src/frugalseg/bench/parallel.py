@@ -8,8 +8,10 @@ from taking the others down.
 The parent (:func:`run_jobs`) starts the jobs in the order given (the matrix order: every seed of a row
 before the next row), at most ``workers`` at a time, and prints one line when a job starts and one when it
 ends. A child is ``python -m frugalseg.bench.parallel`` (:func:`child_main`), which calls
-:func:`frugalseg.bench.runner.train_or_skip`: the same train / skip / resume decision as a sequential
-bench, so a killed bench restarted with any ``--jobs`` skips finished runs and resumes partial ones.
+:func:`frugalseg.bench.runner.train_and_record`: the same train / skip / resume decision as a sequential
+bench, so a killed bench restarted with any ``--jobs`` skips finished runs and resumes partial ones. The
+child also scores its run and writes its record (``--records``) as soon as it is trained, so a run that
+ends before the bench (or the session) does is kept in a record even if the bench is then killed.
 
 A child's stdout and stderr go to ``<runs>/logs/<label>-s<seed>.out`` (appended, one header per attempt),
 not inside the run folder: the engine refuses to start a fresh run in a folder holding a file it did not
@@ -102,6 +104,10 @@ class Job:
     runs: Path
     schedule: str
     extra: tuple[str, ...] = ()
+    records: Path | None = None
+    """Where the child writes the run's record (``None``: no record, the run folder only)."""
+    device: str | None = None
+    """Device of the child's evaluation (training follows ``train.device``)."""
 
     @property
     def name(self) -> str:
@@ -196,6 +202,8 @@ def child_command(job: Job, threads: int, parent_pid: int | None = None) -> list
         f"--row={job.row.label}={job.row.spec}", f"--seed={job.seed}", f"--data={job.data}",
         f"--runs={job.runs}", f"--schedule={job.schedule}", f"--threads={threads}",
         f"--parent-pid={os.getpid() if parent_pid is None else parent_pid}",
+        *([f"--records={job.records}"] if job.records is not None else []),
+        *([f"--device={job.device}"] if job.device is not None else []),
         *(f"--set={s}" for s in job.extra),
     ]
 
@@ -371,21 +379,23 @@ def _child_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", required=True)
     p.add_argument("--threads", required=True, type=int)
     p.add_argument("--parent-pid", type=int)
+    p.add_argument("--records", type=Path, help="folder of the records (none: the run folder only)")
+    p.add_argument("--device", help="device of the evaluation")
     p.add_argument("--set", dest="extra", action="append", default=[])
     return p
 
 
 def child_main(argv: Sequence[str] | None = None) -> int:
-    """Train (or skip, or resume) one row x seed run with the runner's own logic; 0 when it finished."""
-    from frugalseg.bench.runner import train_or_skip
+    """Train (or skip, or resume), score and record one row x seed run with the runner's own logic; 0 when done."""
+    from frugalseg.bench.runner import train_and_record
 
     args = _child_parser().parse_args(argv)
     _exit_with_parent(args.parent_pid)
     row = parse_row(args.row)
     extra = [f"train.threads={args.threads}", *args.extra]
     try:
-        if not train_or_skip(row, args.seed, args.data, args.runs, args.schedule, extra, strict=True,
-                             log=lambda line: print(line, flush=True)):
+        if not train_and_record(row, args.seed, args.data, args.runs, args.records, args.schedule, extra,
+                                strict=True, log=lambda line: print(line, flush=True), device=args.device):
             print(f"[{row.label} s{args.seed}] finished earlier: skipped", flush=True)
     except FrugalsegError as exc:
         print(f"frugalseg bench [{row.label} s{args.seed}]: error: {exc}", file=sys.stderr, flush=True)

@@ -1,8 +1,9 @@
-"""``docs/results.md`` from finished runs: header, one section per budget, the papers' numbers apart, figures.
+"""``docs/results.md`` from run records: header, one section per budget, the papers' numbers apart, figures.
 
-Everything on the page is computed from files (evaluation summaries, annotation files, the cost model, the
-papers' numbers file); nothing is typed. A row that has not finished yet is listed as pending, so the page
-can be regenerated and committed while a long bench is still running.
+Everything on the page is computed from files (the runs' records with their evaluation summaries and
+annotation counts, the cost model, the papers' numbers file); nothing is typed, and no run folder is read,
+so the page is rebuilt from committed files alone. A row that has not finished yet is listed as pending, so
+the page can be regenerated and committed, with its records, while a long bench is still running.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from frugalseg.bench.cost import Cost, CostModel
 from frugalseg.bench.matrix import Budget, Matrix, Row
 from frugalseg.bench.papers import PaperEntry, PaperResults
-from frugalseg.bench.runner import RunRecord
+from frugalseg.bench.records import RunRecord
 from frugalseg.bench.tables import (
     METRICS,
     aggregate,
@@ -66,6 +67,8 @@ class Header:
     data: str
     runs: str
     trained_now_seconds: float = 0.0
+    records: str = ""
+    """The records' folder relative to the page (empty: not said)."""
 
 
 def _seconds(value: float) -> str:
@@ -91,7 +94,8 @@ def _header(h: Header, results: Mapping[str, RowResult]) -> list[str]:
         "",
         f"- machine: {h.machine}",
         f"- schedule: `{h.schedule}` ({h.schedule_shape}); seeds {' '.join(map(str, h.seeds))}",
-        f"- data: `{h.data}`; runs: `{h.runs}`",
+        f"- data: `{h.data}`; runs: `{h.runs}`" + (f"; records (the page's sole input, committed): "
+                                                   f"[`{h.records}`]({h.records})" if h.records else ""),
         f"- training time of the {runs} runs on this page: {_seconds(total)}; trained by this invocation: "
         f"{_seconds(h.trained_now_seconds)}",
         "",
@@ -116,8 +120,9 @@ def _cost_model_section(model: CostModel) -> list[str]:
     return [
         "## Annotation cost model",
         "",
-        "Each run's cost is counted from its own `annotations.json`: every mask, click, box, scribble and tagged "
-        "slice it holds, times the seconds below (K = the number of foreground classes). The sources and how the "
+        "Each run's cost is counted from its own `annotations.json` (the counts are kept in its record): every "
+        "mask, click, box, scribble and tagged slice it holds, times the seconds below (K = the number of "
+        "foreground classes). The sources and how the "
         "defaults were derived: [annotation-cost.md](annotation-cost.md). The scribble, click and tag figures rest "
         "on unverified or extrapolated timings; treat them as assumptions. Ranges are drawn in the figure.",
         "",

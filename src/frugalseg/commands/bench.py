@@ -6,18 +6,27 @@
                     [--runs DIR] [--out DIR] [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list]
 
 Rows (``frugalseg/bench/matrix.yaml``) are trained in table order, every seed of a row before the next
-row, into ``<runs>/<label>-s<seed>`` (default ``runs/bench/<schedule>``); a finished run is skipped and a
-killed one resumed, so the command can be killed and started again at any time. ``--jobs N`` (N > 1)
-trains up to N runs side by side, still started in that order, each in a child process with
-``max(1, cpus // N)`` intra-op threads and its output in ``<runs>/logs/<label>-s<seed>.out``
-(:mod:`frugalseg.bench.parallel`); a failed run is reported and the others go on, and the command exits
-non-zero at the end naming the failed runs. ``--jobs 1`` (the default) trains in this process, as always.
-Then every finished run of the matrix (not only the ``--only`` rows) is scored and the page is written::
+row, into ``<runs>/<label>-s<seed>`` (default ``runs/bench/<schedule>``). As soon as a run is trained it is
+scored and its **record** is written to ``<out>/results/runs/<label>-s<seed>`` (:mod:`frugalseg.bench.records`:
+config, scores, per-volume CSVs, annotation counts, the prediction panel's labels; tens of KB, committed
+with the page). A row x seed with a record is finished: it is not trained again, even when its run folder
+is gone (``runs/`` is not committed, and a session's machine is wiped), and a killed run is resumed from
+its run folder, so the command can be killed and started again at any time, in any session, and the
+records committed while it runs. ``--jobs N`` (N > 1) trains up to N runs side by side, still started in
+that order, each in a child process with ``max(1, cpus // N)`` intra-op threads and its output in
+``<runs>/logs/<label>-s<seed>.out`` (:mod:`frugalseg.bench.parallel`); the child writes its run's record; a
+failed run is reported and the others go on, and the command exits non-zero at the end naming the failed
+runs. ``--jobs 1`` (the default) trains in this process, as always.
+
+Then every finished run of the matrix (not only the ``--only`` rows) without a record yet is recorded, and
+the page is written from the records alone (the validation images of the prediction panels are read from
+``--data``)::
 
     <out>/results.md                     the results page (``--out`` is a folder, default ``docs``)
     <out>/figures/results_*.png          Dice against annotation cost; predictions per budget
     <out>/results/per_volume_*.csv       every run's per-volume scores (row and seed prepended)
-    <out>/results/runs.csv               every run: folder, training seconds, annotation seconds
+    <out>/results/runs.csv               every run: record, run folder, training seconds, annotation seconds
+    <out>/results/runs/<label>-s<seed>/  the records
 
 ``--list`` prints the rows, what is done, and the estimated wall time for the given ``--jobs``, and trains
 nothing.
@@ -36,12 +45,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from frugalseg.bench.cost import CostModel, load_cost_model, run_annotation_cost
+from frugalseg.bench.cost import CostModel, counts_cost, load_cost_model
 from frugalseg.bench.matrix import Matrix, Row, load_matrix, row_config
 from frugalseg.bench.papers import load_paper_results
+from frugalseg.bench.records import Panel, RunRecord, has_record, read_record, record_dir
 from frugalseg.bench.report import Header, RowResult, render_report
-from frugalseg.bench.runner import CHECKPOINTS, check_run, finished, load_record, run_dir, train_or_skip
+from frugalseg.bench.runner import (
+    CHECKPOINTS,
+    check_record,
+    check_run,
+    finished,
+    record_finished_run,
+    run_dir,
+    train_and_record,
+)
 from frugalseg.config import DATA_ENV
+from frugalseg.data.types import Case
 from frugalseg.errors import ConfigError, FrugalsegError
 from frugalseg.files import write_text_atomic
 
@@ -53,6 +72,9 @@ HOURS_LIMIT = 6.0
 
 PAGE_STEM = "results"
 """Name of the page in ``--out`` (``results.md``) and of its data folder (``results/``)."""
+
+RECORDS_FOLDER = "runs"
+"""The records' folder inside the page's data folder: ``<out>/results/runs/``."""
 
 
 class BenchRunsFailedError(FrugalsegError):
@@ -78,6 +100,15 @@ class BenchOptions:
     @property
     def runs_dir(self) -> Path:
         return self.runs if self.runs is not None else Path("runs") / "bench" / self.schedule
+
+    @property
+    def records_dir(self) -> Path:
+        """The records, beside the page they feed, so that committing the page commits them."""
+        return Path(self.out) / PAGE_STEM / RECORDS_FOLDER
+
+    def done(self, label: str, seed: int) -> bool:
+        """The row x seed needs no more training: it has a record, or a finished run folder to record."""
+        return has_record(record_dir(self.records_dir, label, seed)) or finished(run_dir(self.runs_dir, label, seed))
 
     def data_root(self) -> str:
         root = self.data or os.environ.get(DATA_ENV)
@@ -112,7 +143,8 @@ class Plan:
         """Estimated wall minutes of every run; ``None`` if a row has no estimate.
 
         Training (× ``scale``) is divided by ``speedup`` (:meth:`Estimates.speedup` of ``--jobs``);
-        evaluation is not, because the bench scores the runs one at a time after training them.
+        evaluation is not: with ``--jobs`` each child scores its own run side by side with the others, but
+        the evaluation minutes were measured for one run alone, so they are counted in full (conservative).
         """
         if any(r.minutes is None for r in self.rows):
             return None
@@ -139,7 +171,7 @@ def plan_bench(matrix: Matrix, opts: BenchOptions) -> Plan:
         shape = (f"{config.data.patch_size[0]}x{config.data.patch_size[1]}, batch {config.train.batch_size}, "
                  f"{config.train.iterations} iterations")
         shapes.append(shape)
-        done = sum(finished(run_dir(opts.runs_dir, row.label, s)) for s in opts.seeds)
+        done = sum(opts.done(row.label, s) for s in opts.seeds)
         rows.append(PlannedRow(row, config.method.name, [b.name for b in matrix.budgets_of(row.label)],
                                matrix.estimates.minutes_for(config), done))
     return Plan(rows, list(opts.seeds), matrix.estimates.eval_minutes, list(dict.fromkeys(shapes)))
@@ -153,7 +185,8 @@ def plan_text(plan: Plan, matrix: Matrix, opts: BenchOptions) -> str:
     """The ``--list`` output: rows, budgets, estimates, progress, and how to fit the time limit if needed."""
     width = max(len(r.row.label) for r in plan.rows) if plan.rows else 5
     lines = [f"frugalseg bench: {len(plan.rows)} rows x {len(plan.seeds)} seeds = {plan.runs} runs, schedule "
-             f"{opts.schedule!r} ({'; '.join(plan.shapes)}), runs in {opts.runs_dir}", ""]
+             f"{opts.schedule!r} ({'; '.join(plan.shapes)}), runs in {opts.runs_dir}, records in "
+             f"{opts.records_dir}", ""]
     lines.append(f"{'row':<{width}}  {'min/run':>7}  {'done':>5}  budgets / config")
     for r in plan.rows:
         minutes = f"{r.minutes:.1f}" if r.minutes is not None else "?"
@@ -205,11 +238,38 @@ def _fit_hints(plan: Plan, matrix: Matrix, jobs: int) -> list[str]:
     return hints
 
 
-def _collect(matrix: Matrix, opts: BenchOptions, data: str, cost_model: CostModel) -> dict[str, RowResult]:
-    """Every row of the matrix with its finished seeds (scored now if needed) and its annotation cost.
+def _check_existing(matrix: Matrix, opts: BenchOptions, data: str) -> None:
+    """Before anything is trained: no record or run folder of the page holds another config than its row.
 
-    A finished run of another config than its row (another schedule or ``--set``) is an error here too: the
-    page shows every row, not only the ones this invocation trained.
+    A record is checked instead of its run folder (the record is what the page uses; the folder may be gone).
+    """
+    for row in matrix.ordered_rows():
+        for seed in opts.seeds:
+            config = row_config(row, data, opts.schedule, seed, opts.extra)
+            record, path = record_dir(opts.records_dir, row.label, seed), run_dir(opts.runs_dir, row.label, seed)
+            if has_record(record):
+                check_record(record, config)
+            elif finished(path) or (path / "checkpoints" / "last.pt").is_file():
+                check_run(path, config)
+
+
+def _record_finished(matrix: Matrix, opts: BenchOptions, data: str, log: Callable[[str], None]) -> None:
+    """Record every finished run folder of the matrix that has no record yet (scored first if needed).
+
+    These are runs of rows outside ``--only``, runs trained before records existed, or runs whose child was
+    stopped between training and recording; the page is built from records only, so they get one now.
+    """
+    for row in matrix.ordered_rows():
+        for seed in opts.seeds:
+            record_finished_run(row, seed, data, opts.runs_dir, opts.records_dir, opts.schedule, opts.extra, log,
+                                opts.device)
+
+
+def _collect(matrix: Matrix, opts: BenchOptions, data: str, cost_model: CostModel) -> dict[str, RowResult]:
+    """Every row of the matrix with its recorded seeds and its annotation cost, from the records alone.
+
+    A record of another config than its row (another schedule or ``--set``) is an error here too: the page
+    shows every row, not only the ones this invocation trained.
     """
     results = {}
     for row in matrix.ordered_rows():
@@ -218,19 +278,18 @@ def _collect(matrix: Matrix, opts: BenchOptions, data: str, cost_model: CostMode
         res = RowResult(row, config.method.name,
                         simulates=None if sim is None else (sim.budget if sim.kind == "budget" else sim.kind))
         for seed in opts.seeds:
-            path = run_dir(opts.runs_dir, row.label, seed)
-            if finished(path):
-                check_run(path, row_config(row, data, opts.schedule, seed, opts.extra))
-            record = load_record(row.label, seed, opts.runs_dir, data, CHECKPOINTS, opts.device)
-            if record is not None:
-                res.records.append(record)
-        if res.records:
-            res.cost = run_annotation_cost(res.records[0].annotations, cost_model)
+            path = record_dir(opts.records_dir, row.label, seed)
+            if has_record(path):
+                check_record(path, row_config(row, data, opts.schedule, seed, opts.extra))
+                res.records.append(read_record(path, CHECKPOINTS, row.label, seed))
+        if res.records and res.records[0].counts is not None:
+            res.cost = counts_cost(res.records[0].counts, cost_model)
         results[row.label] = res
     return results
 
 
-def _write_csvs(results: dict[str, RowResult], folder: Path, cost_model: CostModel) -> dict[str, Path]:
+def _write_csvs(results: dict[str, RowResult], folder: Path, cost_model: CostModel,
+                page_dir: Path) -> dict[str, Path]:
     """One per-volume CSV per checkpoint (row and seed prepended to ``frugalseg eval``'s columns), and runs.csv."""
     written = {}
     for which in CHECKPOINTS:
@@ -250,23 +309,59 @@ def _write_csvs(results: dict[str, RowResult], folder: Path, cost_model: CostMod
                 = path
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["row", "method", "seed", "run", "train_seconds", "annotation_seconds", "config"])
+    writer.writerow(["row", "method", "seed", "record", "run", "train_seconds", "annotation_seconds", "config"])
     for res in results.values():
         for record in res.records:
-            cost = run_annotation_cost(record.annotations, cost_model)
-            writer.writerow([res.row.label, res.method, record.seed, record.run_dir.as_posix(),
+            cost = None if record.counts is None else counts_cost(record.counts, cost_model)
+            writer.writerow([res.row.label, res.method, record.seed, _relative(record.path, page_dir), record.run,
                              f"{record.train_seconds:.0f}", "" if cost is None else f"{cost.seconds:.0f}",
                              res.row.spec])
     path = folder / "runs.csv"
     write_text_atomic(path, buf.getvalue(), overwrite=True)
-    written["every run: folder, training seconds, annotation seconds, row spec"] = path
+    written["every run: its record (beside this page), the run folder it was trained in, training seconds, "
+            "annotation seconds, row spec"] = path
     return written
 
 
+def _first_panel(records: Sequence[RunRecord]) -> Panel | None:
+    """The panel of the first recorded seed that has one (the page says "the first seed's")."""
+    for record in records:
+        panel = record.panel()
+        if panel is not None:
+            return panel
+    return None
+
+
+def _panel_case(data: str, panel: Panel, log: Callable[[str], None]) -> Case | None:
+    """The validation case a panel was predicted on, read from ``data`` (records keep only the predictions).
+
+    ``None`` (logged) when the data no longer has that case with a reference, or its slices no longer fit.
+    """
+    from frugalseg.data.sources import open_source
+
+    try:
+        case = open_source(data).load_case(panel.case)
+    except FrugalsegError as exc:
+        log(f"no prediction panels: the recorded case {panel.case} cannot be read from {data} ({exc})")
+        return None
+    slices = list(panel.slices)
+    if not slices or case.label is None or case.image.ndim != 3 or max(slices) >= case.image.shape[0] \
+            or case.image[slices].shape != panel.labels.shape:
+        log(f"no prediction panels: case {panel.case} of {data} does not fit the recorded predictions "
+            f"(slices {slices}, shape {tuple(panel.labels.shape)})")
+        return None
+    return case
+
+
 def _figures(matrix: Matrix, results: dict[str, RowResult], data: str, folder: Path, stem: str,
-             device: str | None) -> dict[str, Path]:
-    """Dice against cost (one point per finished row) and one prediction panel per budget."""
-    from frugalseg.bench.figures import CostPoint, pick_slices, plot_dice_vs_cost, plot_prediction_panel
+             log: Callable[[str], None]) -> dict[str, Path]:
+    """Dice against cost (one point per recorded row) and one prediction panel per budget, from records.
+
+    The panels' predictions come from the records; only the validation image and reference of their slices
+    are read from ``data``. Every panel shows the case and slices of the first panel found; a record
+    predicted on other slices (other data) is left out of its panel, with a line in the log.
+    """
+    from frugalseg.bench.figures import CostPoint, plot_dice_vs_cost, plot_prediction_panel
     from frugalseg.bench.tables import aggregate, metric_value
 
     figures: dict[str, Path] = {}
@@ -281,38 +376,24 @@ def _figures(matrix: Matrix, results: dict[str, RowResult], data: str, folder: P
     if points:
         figures["dice_vs_cost"] = plot_dice_vs_cost(points, folder / f"{stem}_dice_vs_cost.png")
 
-    if not any(res.records for res in results.values()):
+    panels = {label: panel for label, res in results.items() if (panel := _first_panel(res.records)) is not None}
+    if not panels:
         return figures
-    import torch
-
-    from frugalseg.data.sources import open_source
-    from frugalseg.engine.restore import load_trained_model
-    from frugalseg.evaluation.inference import predict_volume
-
-    source = open_source(data)
-    val = source.case_ids("val")
-    if not val:
+    first = next(iter(panels.values()))
+    case = _panel_case(data, first, log)
+    if case is None:
         return figures
-    case = source.load_case(val[0])
-    if case.label is None or case.image.ndim != 3:
-        return figures
-    picks = pick_slices(case.label)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    cache: dict[str, object] = {}
+    for label, panel in panels.items():
+        if (panel.case, panel.slices) != (first.case, first.slices):
+            log(f"prediction panels: {label}'s record was predicted on {panel.case} slices {list(panel.slices)}, "
+                f"not {first.case} slices {list(first.slices)}: left out")
+    picks = list(first.slices)
     for budget in matrix.budgets:
-        predictions = {}
-        for label in budget.rows:
-            res = results[label]
-            if not res.records:
-                continue
-            if label not in cache:
-                model = load_trained_model(res.records[0].run_dir / "checkpoints" / "last.pt", dev)
-                cache[label] = predict_volume(model.network, case.image[picks], patch_size=model.config.data.patch_size,
-                                              device=dev)
-            predictions[label] = cache[label]
+        predictions = {label: panels[label].labels for label in budget.rows
+                       if label in panels and (panels[label].case, panels[label].slices) == (first.case, first.slices)}
         if predictions:
             figures[f"predictions_{budget.name}"] = plot_prediction_panel(
-                case.image[picks], case.label[picks], predictions,  # type: ignore[arg-type]
+                case.image[picks], case.label[picks], predictions,
                 folder / f"{stem}_predictions_{budget.name}.png",
                 title=f"{budget.name}: {case.case_id}, slices {', '.join(map(str, picks))} "
                       "(colours: class 1, 2, 3 = orange, green, red)",
@@ -325,7 +406,7 @@ def _relative(path: Path, start: Path) -> str:
 
 
 def _train_in_process(plan: Plan, opts: BenchOptions, data: str, log: Callable[[str], None]) -> float:
-    """``--jobs 1``: train the runs one after the other in this process; seconds spent training.
+    """``--jobs 1``: train, score and record the runs one after the other in this process; seconds training.
 
     A failure ends the bench at once (nothing else is running, so there is nothing to let finish).
     """
@@ -333,7 +414,8 @@ def _train_in_process(plan: Plan, opts: BenchOptions, data: str, log: Callable[[
     for planned in plan.rows:
         for seed in opts.seeds:
             t0 = time.perf_counter()
-            if train_or_skip(planned.row, seed, data, opts.runs_dir, opts.schedule, opts.extra, strict=True, log=log):
+            if train_and_record(planned.row, seed, data, opts.runs_dir, opts.records_dir, opts.schedule, opts.extra,
+                                strict=True, log=log, device=opts.device):
                 trained += time.perf_counter() - t0
             else:
                 log(f"[{planned.row.label} s{seed}] finished earlier: skipped")
@@ -342,20 +424,22 @@ def _train_in_process(plan: Plan, opts: BenchOptions, data: str, log: Callable[[
 
 def _train_in_children(plan: Plan, opts: BenchOptions, data: str, devices: list[str] | None,
                        log: Callable[[str], None]) -> tuple[float, list[str]]:
-    """``--jobs N``: train the unfinished runs N at a time in child processes; wall seconds and failures.
+    """``--jobs N``: train the unrecorded runs N at a time in child processes; wall seconds and failures.
 
-    Finished runs are skipped here, without starting a child for them (a child would only import torch to
-    skip them); each child still decides train / skip / resume itself with ``train_or_skip``.
+    Recorded runs are skipped here, without starting a child for them (a child would only import torch to
+    skip them); each child still decides train / skip / resume itself with ``train_and_record``, and scores
+    and records its run (a finished run folder without a record only gets scored and recorded).
     """
     from frugalseg.bench.parallel import Job, Launcher, run_jobs, threads_per_job
 
     jobs = []
     for planned in plan.rows:
         for seed in opts.seeds:
-            if finished(run_dir(opts.runs_dir, planned.row.label, seed)):
+            if has_record(record_dir(opts.records_dir, planned.row.label, seed)):
                 log(f"[{planned.row.label} s{seed}] finished earlier: skipped")
             else:
-                jobs.append(Job(planned.row, seed, data, opts.runs_dir, opts.schedule, tuple(opts.extra)))
+                jobs.append(Job(planned.row, seed, data, opts.runs_dir, opts.schedule, tuple(opts.extra),
+                                records=opts.records_dir, device=opts.device))
     if not jobs:
         return 0.0, []
     threads = threads_per_job(opts.jobs)
@@ -379,7 +463,7 @@ def _check_jobs(jobs: int) -> list[str] | None:
 
 
 def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
-    """Train the selected rows (skipping finished runs), then write the results page; return its path.
+    """Train the selected rows (skipping recorded runs), record them, then write the results page from records.
 
     Raises:
         BenchRunsFailedError: with ``--jobs`` > 1, some runs failed (after the page of the others is written).
@@ -392,35 +476,34 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
     data = opts.data_root()
     devices = _check_jobs(opts.jobs)
     plan = plan_bench(matrix, dataclasses.replace(opts, data=data))
-    for row in matrix.ordered_rows():  # before training anything: no run folder of the page holds another config
-        for seed in opts.seeds:
-            path = run_dir(opts.runs_dir, row.label, seed)
-            if finished(path) or (path / "checkpoints" / "last.pt").is_file():
-                check_run(path, row_config(row, data, opts.schedule, seed, opts.extra))
+    _check_existing(matrix, opts, data)
     failed: list[str] = []
     if opts.jobs > 1:
         trained, failed = _train_in_children(plan, opts, data, devices, log)
     else:
         trained = _train_in_process(plan, opts, data, log)
+    _record_finished(matrix, opts, data, log)
     results = _collect(matrix, opts, data, cost_model)
     page_dir, stem = Path(opts.out), PAGE_STEM
     out = page_dir / f"{stem}.md"
-    data_files = _write_csvs(results, page_dir / stem, cost_model)
-    figures = _figures(matrix, results, data, page_dir / "figures", stem, opts.device)
+    data_files = _write_csvs(results, page_dir / stem, cost_model, page_dir)
+    figures = _figures(matrix, results, data, page_dir / "figures", stem, log)
     argv = list(sys.argv[1:]) if opts.argv is None else list(opts.argv)
     shapes = plan_bench(matrix, dataclasses.replace(opts, data=data, only=None)).shapes
     header = Header(
         written=utc_now(), commit=git_commit(), machine=machine_description(opts.device),
         command=shlex.join(["frugalseg", *argv]), schedule=opts.schedule, schedule_shape="; ".join(shapes),
         seeds=list(opts.seeds), data=data, runs=opts.runs_dir.as_posix(), trained_now_seconds=trained,
+        records=_relative(opts.records_dir, page_dir),
     )
     text = render_report(matrix, results, papers, cost_model, header,
                          {k: _relative(v, page_dir) for k, v in figures.items()},
                          {k: _relative(v, page_dir) for k, v in data_files.items()})
     write_text_atomic(out, text, overwrite=True)
     done = sum(len(r.records) for r in results.values())
-    log(f"wrote {out} ({done} finished runs of {len(matrix.rows) * len(opts.seeds)}; "
-        f"{sum(1 for r in results.values() if r.records)} of {len(matrix.rows)} rows)")
+    log(f"wrote {out} ({done} recorded runs of {len(matrix.rows) * len(opts.seeds)}; "
+        f"{sum(1 for r in results.values() if r.records)} of {len(matrix.rows)} rows; records in "
+        f"{opts.records_dir}, to commit with the page)")
     if failed:
         raise BenchRunsFailedError(
             f"{len(failed)} run(s) failed, the others finished and {out} shows them: {'; '.join(failed)}. "

@@ -1,0 +1,361 @@
+"""Run records: the small, committed trace of a finished run, from which every table and figure is rebuilt.
+
+Why: a working session lasts a few hours and only what is committed to git survives it, while a run folder
+(checkpoints, logs, the annotation file) is too large to commit. So as soon as a run is trained and scored,
+the runner copies what the pages need into a record of a few tens of KB; the bench and
+``scripts/compare_methods.py`` treat a row x seed that has a record as finished (it is not trained again, even
+when its run folder is gone) and build their tables and figures from records alone. Layout::
+
+    <records>/<label>-s<seed>/
+        record.json                  format, row label and spec, seed, schedule, data, the run folder it was
+                                     trained in, date, commit, annotation counts, the prediction panel's slices
+        config.json                  the run's resolved config (the row check compares it, as for a run folder)
+        summary.json                 the run's training summary (training seconds, best iteration, ...)
+        eval_best/summary.json       ``frugalseg eval`` of checkpoints/best.pt, as the runner wrote it
+        eval_best/per_volume.csv
+        eval_last/summary.json       the same for checkpoints/last.pt
+        eval_last/per_volume.csv
+        panel.npz                    (optional) last.pt's predicted labels (uint8) on the panel's validation
+                                     slices; the image and reference are read from the data at page time
+
+The annotation counts (masks, clicks, boxes, ... of the run's ``annotations.json``, :class:`AnnotationCounts`)
+replace the annotation file itself (about 140 KB on the 70-patient ACDC budgets): the cost model is applied to
+the counts, so ``--cost-model`` still changes the page without the file.
+
+A record is written once, into a hidden temporary folder beside its final place that is then renamed (an
+atomic step on one file system), so a killed process leaves either a whole record or none: a folder
+``<label>-s<seed>`` with a ``record.json`` is complete. Leftover ``.<label>-s<seed>.<hex>.tmp`` folders of a
+killed writer are ignored (and git-ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frugalseg.bench.cost import AnnotationCounts, count_annotations
+from frugalseg.errors import FrugalsegError
+
+__all__ = [
+    "CHECKPOINTS",
+    "RECORD_FORMAT",
+    "Panel",
+    "RecordError",
+    "RunRecord",
+    "count_run_annotations",
+    "has_record",
+    "predict_panel",
+    "read_record",
+    "read_run",
+    "record_dir",
+    "record_size",
+    "require_recordable",
+    "write_record",
+]
+
+RECORD_FORMAT = "frugalseg.bench.record/1"
+"""``format`` of ``record.json``; a reader refuses any other, so an old checkout never misreads a new record."""
+
+CHECKPOINTS: tuple[str, ...] = ("best", "last")
+"""Checkpoints scored for every run: ``last.pt`` (no selection, the protocol) and ``best.pt`` (selected on
+the validation volumes that also score it, as SSL4MIS does: optimistic)."""
+
+PANEL_CHECKPOINT = "last"
+"""The checkpoint whose predictions the prediction panel shows (the main tables' checkpoint)."""
+
+PANEL_SLICES = 4
+"""Slices of the first validation volume in the prediction panel."""
+
+SIZE_WARNING_BYTES = 100_000
+"""A record above this size is reported: records are committed, and one is expected to take tens of KB."""
+
+EVAL_FILES: tuple[str, ...] = ("summary.json", "per_volume.csv")
+
+
+class RecordError(FrugalsegError):
+    """A record (or the run folder it is made from) is incomplete or unreadable."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Predicted labels of one run on the prediction panel's slices.
+
+    Attributes:
+        case: the validation case the slices come from.
+        slices: their indices in the case's volume.
+        labels: (slices, H, W) uint8 class labels at the volume's stored grid.
+    """
+
+    case: str
+    slices: tuple[int, ...]
+    labels: np.ndarray
+
+
+@dataclass
+class RunRecord:
+    """A finished run and its scores, read from a record (or, without records, from its scored run folder)."""
+
+    label: str
+    seed: int
+    path: Path
+    """The folder read: a record, or a run folder."""
+    train_seconds: float
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per checkpoint name: the ``summary.json`` of its evaluation."""
+    counts: AnnotationCounts | None = None
+    """What the run's annotation file held (``None``: the run had none)."""
+    run: str = ""
+    """The run folder it was trained in, as recorded (it may be gone)."""
+    panel_info: dict[str, Any] | None = None
+
+    def per_volume_csv(self, which: str) -> Path:
+        return self.path / f"eval_{which}" / "per_volume.csv"
+
+    def panel(self) -> Panel | None:
+        """The recorded panel predictions, ``None`` when the record has none.
+
+        Raises:
+            RecordError: the record names a panel file that is missing or unreadable.
+        """
+        if not self.panel_info:
+            return None
+        path = self.path / self.panel_info["file"]
+        try:
+            with np.load(path) as npz:
+                labels = npz["labels"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise RecordError(f"{path}: cannot read the recorded predictions ({exc})") from exc
+        return Panel(str(self.panel_info["case"]), tuple(int(s) for s in self.panel_info["slices"]), labels)
+
+
+def record_dir(records: str | Path, label: str, seed: int) -> Path:
+    """The record of a row x seed: named like its run folder, ``<records>/<label>-s<seed>``."""
+    return Path(records) / f"{label}-s{seed}"
+
+
+def has_record(path: Path) -> bool:
+    """A record exists at ``path``: ``record.json`` is only ever there in a whole record (see the docstring)."""
+    return (path / "record.json").is_file()
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{path}: cannot read the {what} ({exc})") from exc
+    if not isinstance(value, dict):
+        raise RecordError(f"{path}: the {what} is not a JSON object")
+    return value
+
+
+def _summaries(folder: Path, which: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return {name: _read_json(folder / f"eval_{name}" / "summary.json", f"evaluation summary of {name}.pt")
+            for name in which}
+
+
+def _train_seconds(folder: Path) -> float:
+    summary = _read_json(folder / "summary.json", "training summary")
+    return float(summary.get("train_seconds", float("nan")))
+
+
+def _counts_from_dict(tree: dict[str, Any] | None, path: Path) -> AnnotationCounts | None:
+    if tree is None:
+        return None
+    try:
+        return AnnotationCounts(**tree)
+    except TypeError as exc:
+        raise RecordError(f"{path}: annotation counts {tree!r} do not fit this frugalseg ({exc})") from exc
+
+
+def read_record(path: Path, which: Sequence[str] = CHECKPOINTS, label: str | None = None,
+                seed: int | None = None) -> RunRecord:
+    """Read the record at ``path``; with ``label`` and ``seed``, check that it is the record of that row x seed.
+
+    The check catches a record folder copied or renamed by hand: the folder name is what finds a record,
+    ``record.json`` is what it holds.
+
+    Raises:
+        RecordError: no ``record.json``, another format, a file the record must hold is missing, or the
+            record is of another row or seed.
+    """
+    meta_path = path / "record.json"
+    if not meta_path.is_file():
+        raise RecordError(f"{path}: not a run record (no record.json)")
+    meta = _read_json(meta_path, "record")
+    if meta.get("format") != RECORD_FORMAT:
+        raise RecordError(f"{meta_path}: format {meta.get('format')!r}, this frugalseg reads {RECORD_FORMAT!r}")
+    missing = [p for p in _required_files(path, which) if not p.is_file()]
+    if missing:
+        raise RecordError(f"{path}: incomplete record, missing {', '.join(str(p) for p in missing)}")
+    if (label is not None and meta.get("label") != label) or (seed is not None and meta.get("seed") != seed):
+        raise RecordError(f"{meta_path}: the record of {meta.get('label')!r} seed {meta.get('seed')!r}, found where "
+                          f"the record of {label!r} seed {seed!r} belongs")
+    return RunRecord(
+        label=str(meta["label"]), seed=int(meta["seed"]), path=path, train_seconds=_train_seconds(path),
+        summaries=_summaries(path, which), counts=_counts_from_dict(meta.get("annotations"), meta_path),
+        run=str(meta.get("run", "")), panel_info=meta.get("panel"),
+    )
+
+
+def read_run(path: Path, label: str, seed: int, which: Sequence[str] = CHECKPOINTS) -> RunRecord:
+    """A :class:`RunRecord` of a scored run folder (``compare_methods.py`` without records; tests)."""
+    return RunRecord(label=label, seed=seed, path=path, train_seconds=_train_seconds(path),
+                     summaries=_summaries(path, which), counts=count_run_annotations(path), run=path.as_posix())
+
+
+def _required_files(folder: Path, which: Sequence[str]) -> list[Path]:
+    """The files a record copies from its run folder (so the ones a run folder must have to be recorded)."""
+    return [folder / "config.json", folder / "summary.json",
+            *(folder / f"eval_{name}" / f for name in which for f in EVAL_FILES)]
+
+
+def require_recordable(run: Path, which: Sequence[str] = CHECKPOINTS) -> None:
+    """Check that the run folder holds every file its record copies (before anything slow is done for it).
+
+    Raises:
+        RecordError: naming the run folder and the missing files.
+    """
+    missing = [p for p in _required_files(run, which) if not p.is_file()]
+    if missing:
+        raise RecordError(f"{run}: cannot record this run, missing {', '.join(str(p) for p in missing)}")
+
+
+def count_run_annotations(run: Path) -> AnnotationCounts | None:
+    """Counts of the run's ``annotations.json`` (``None`` when the run has none)."""
+    from frugalseg.data.annotations import load_annotations
+
+    path = run / "annotations.json"
+    return count_annotations(load_annotations(path)) if path.is_file() else None
+
+
+def predict_panel(checkpoint: Path, data: str | Path, device: str | None = None,
+                  count: int = PANEL_SLICES) -> Panel | None:
+    """``checkpoint``'s labels on ``count`` foreground slices of the data's first validation volume.
+
+    The same case and slices for every run (the first validation case, :func:`~frugalseg.bench.figures.pick_slices`
+    of its reference), so a panel compares methods on the same images. ``None`` where the data has no
+    validation volume with a reference.
+
+    Raises:
+        FrugalsegError: the checkpoint or the data cannot be read.
+    """
+    import torch
+
+    from frugalseg.bench.figures import pick_slices
+    from frugalseg.data.sources import open_source
+    from frugalseg.engine.restore import load_trained_model
+    from frugalseg.evaluation.inference import predict_volume
+
+    source = open_source(data)
+    val = source.case_ids("val")
+    if not val:
+        return None
+    case = source.load_case(val[0])
+    if case.label is None or case.image.ndim != 3:
+        return None
+    picks = pick_slices(case.label, count)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = load_trained_model(checkpoint, dev)
+    labels = predict_volume(model.network, case.image[picks], patch_size=model.config.data.patch_size, device=dev)
+    if labels.size and int(labels.max()) > 255:
+        raise RecordError(f"{checkpoint}: predicts class {int(labels.max())}, more than a uint8 panel holds")
+    return Panel(case.case_id, tuple(int(p) for p in picks), labels.astype(np.uint8))
+
+
+def _copy_synced(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    _fsync(dst)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _write_bytes_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_record(
+    run: Path,
+    dest: Path,
+    meta: dict[str, Any],
+    panel: Panel | None = None,
+    which: Sequence[str] = CHECKPOINTS,
+) -> Path:
+    """Write the record of the scored run folder ``run`` to ``dest``, atomically; return ``dest``.
+
+    Args:
+        run: a finished run folder with ``config.json``, ``summary.json`` and ``eval_<which>/``.
+        dest: the record folder (``<records>/<label>-s<seed>``); it must not exist yet.
+        meta: what ``record.json`` says beside the format, the annotation counts and the panel: at least
+            ``label`` and ``seed`` (the runner adds row spec, schedule, data, run folder, date, commit).
+        panel: the predictions of the prediction panel, if any.
+
+    The files are written into a hidden sibling folder, synced, then the folder is renamed to ``dest``:
+    a killed writer never leaves a folder that :func:`has_record` counts as finished.
+
+    Raises:
+        RecordError: the run folder lacks a file the record copies, or ``dest`` exists already.
+    """
+    require_recordable(run, which)
+    if has_record(dest):
+        raise RecordError(f"{dest}: a record exists already (delete it to record the run again)")
+    if dest.exists():
+        raise RecordError(f"{dest}: exists but is not a record (no record.json); move it away to record the run")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir()
+    try:
+        for src in _required_files(run, which):
+            _copy_synced(src, tmp / src.relative_to(run))
+        tree = {"format": RECORD_FORMAT, **meta}
+        counts = count_run_annotations(run)
+        tree["annotations"] = None if counts is None else dataclasses.asdict(counts)
+        tree["panel"] = None
+        if panel is not None:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, labels=panel.labels)
+            _write_bytes_synced(tmp / "panel.npz", buf.getvalue())
+            tree["panel"] = {"file": "panel.npz", "checkpoint": PANEL_CHECKPOINT, "case": panel.case,
+                             "slices": list(panel.slices), "shape": list(panel.labels.shape)}
+        _write_bytes_synced(tmp / "record.json", (json.dumps(tree, indent=2) + "\n").encode())
+        os.rename(tmp, dest)  # atomic; fails if another writer won the race (dest then a non-empty folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _sync_folder(dest.parent)
+    return dest
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable where the OS allows syncing a folder (a crash after it keeps the record)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def record_size(path: Path) -> int:
+    """Bytes of every file of a record (the runner warns above :data:`SIZE_WARNING_BYTES`)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,195 @@
+"""Run records: written whole or not at all, complete, small, read back; and the runner's use of them.
+
+No training: runs are made by hand (``fakes.fake_run``) or by a stand-in trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from frugalseg.bench import records as records_module
+from frugalseg.bench.cost import load_cost_model, run_annotation_cost
+from frugalseg.bench.matrix import parse_row, row_config
+from frugalseg.bench.records import (
+    RECORD_FORMAT,
+    Panel,
+    RecordError,
+    has_record,
+    read_record,
+    read_run,
+    record_dir,
+    record_size,
+    write_record,
+)
+from frugalseg.bench.runner import RunMismatchError, run_row_seed, train_and_record
+from tests.bench.fakes import fake_record, fake_run
+from tests.bench.test_runner import RecordingTrainer
+
+DATA = "/data/acdc"
+ROW = parse_row("pce=acdc_pce")
+MASKS = {"format": "frugalseg.annotations/1", "classes": {"1": "RV", "2": "Myo", "3": "LV"},
+         "items": {f"s{i}": {"mask": True} for i in range(68)}}
+META = {"label": "pce", "row": "acdc_pce", "seed": 0, "schedule": "quick", "data": DATA, "run": "runs/pce-s0",
+        "written": "2026-01-01 00:00 UTC", "commit": "abc1234"}
+
+
+def _config(seed=0, extra=()):
+    return row_config(ROW, DATA, "quick", seed, extra).to_dict()
+
+
+def _panel() -> Panel:
+    rng = np.random.default_rng(0)
+    return Panel("patient028_frame01", (2, 4, 6, 8), rng.integers(0, 4, (4, 256, 216)).astype(np.uint8))
+
+
+@pytest.fixture
+def trainer(monkeypatch):
+    import frugalseg.engine.trainer as engine
+
+    RecordingTrainer.calls = []
+    monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
+    return RecordingTrainer
+
+
+@pytest.fixture
+def no_eval(monkeypatch):
+    """Evaluation that writes what ``frugalseg eval`` writes (fixed numbers) and counts its calls."""
+    import frugalseg.commands.evaluate as evaluate
+    from tests.bench.fakes import fake_summary
+
+    calls = []
+
+    def fake(checkpoint, data, out, overwrite=False, device=None, **_):
+        calls.append(checkpoint.name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(fake_summary(0.5)))
+        (out / "per_volume.csv").write_text("case_id,class_index,class,dice\ncase0,1,RV,0.5\n")
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", fake)
+    return calls
+
+
+def test_record_holds_the_runs_small_files_and_reads_back(tmp_path):
+    run = fake_run(tmp_path / "runs", "pce", 0, 0.7, train_seconds=321.0, config=_config(), annotations=MASKS,
+                   best_dice=0.72)
+    dest = write_record(run, record_dir(tmp_path / "records", "pce", 0), META, _panel())
+    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert files == ["config.json", "eval_best/per_volume.csv", "eval_best/summary.json", "eval_last/per_volume.csv",
+                     "eval_last/summary.json", "panel.npz", "record.json", "summary.json"]
+    for name in ("config.json", "summary.json", "eval_last/per_volume.csv", "eval_best/summary.json"):
+        assert (dest / name).read_bytes() == (run / name).read_bytes()
+    meta = json.loads((dest / "record.json").read_text())
+    assert meta["format"] == RECORD_FORMAT and meta["label"] == "pce" and meta["seed"] == 0
+    assert {"schedule", "data", "run", "written", "commit"} <= set(meta)
+    assert meta["annotations"] == {"classes": 3, "masks": 68, "points": 0, "scribbles": 0, "boxes": 0, "tagged": 0,
+                                   "annotated": 68}
+    assert meta["panel"]["case"] == "patient028_frame01" and meta["panel"]["slices"] == [2, 4, 6, 8]
+    # the cost model applied to the counts gives what it gives on the annotation file itself
+    record, from_run = read_record(dest), read_run(run, "pce", 0)
+    model = load_cost_model()
+    assert record.counts == from_run.counts
+    assert run_annotation_cost(run / "annotations.json", model).seconds == 68 * 3 * 20
+    assert record.train_seconds == 321.0 and record.summaries == from_run.summaries
+    assert record.summaries["best"]["overall"]["dice"]["mean"] == 0.72 and record.run == "runs/pce-s0"
+    panel = record.panel()
+    assert panel is not None and panel.labels.dtype == np.uint8 and np.array_equal(panel.labels, _panel().labels)
+    # an ACDC-sized panel of random labels (the worst case for compression) still keeps the record small;
+    # the annotation file (140 KB on the ACDC budgets) is not copied
+    assert record_size(dest) < 100_000 and not (dest / "annotations.json").exists()
+    assert [p.name for p in dest.parent.iterdir()] == ["pce-s0"]  # no temporary folder left
+
+
+def test_a_killed_writer_leaves_no_record(tmp_path, monkeypatch):
+    run = fake_run(tmp_path / "runs", "pce", 0, 0.7, config=_config())
+    dest = record_dir(tmp_path / "records", "pce", 0)
+    calls = []
+
+    def dies_on_the_third_file(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a Ctrl-C or a SIGTERM mid-copy
+        shutil.copyfile(src, dst)
+
+    monkeypatch.setattr(records_module, "_copy_synced", dies_on_the_third_file)
+    with pytest.raises(KeyboardInterrupt):
+        write_record(run, dest, META)
+    assert not dest.exists() and not has_record(dest) and list(dest.parent.iterdir()) == []
+    # a writer killed outright (SIGKILL) leaves its hidden temporary folder: not a record, and no obstacle
+    leftover = dest.parent / f".{dest.name}.0123.tmp"
+    shutil.copytree(run, leftover)
+    (leftover / "record.json").write_text("{}")
+    assert not has_record(dest)
+    monkeypatch.undo()
+    write_record(run, dest, META)
+    assert has_record(dest) and read_record(dest).seed == 0
+
+
+def test_an_incomplete_run_or_record_is_refused_naming_the_file(tmp_path):
+    run = fake_run(tmp_path / "runs", "pce", 0, 0.7, config=_config())
+    (run / "eval_last" / "per_volume.csv").unlink()
+    dest = record_dir(tmp_path / "records", "pce", 0)
+    with pytest.raises(RecordError, match=r"cannot record this run, missing .*eval_last/per_volume.csv"):
+        write_record(run, dest, META)
+    assert not dest.exists()
+    good = fake_record(tmp_path / "records", tmp_path / "runs2", "pce", 1, 0.7, _config(1))
+    with pytest.raises(RecordError, match="a record exists already"):
+        write_record(fake_run(tmp_path / "runs3", "pce", 1, 0.7, config=_config(1)), good, META)
+    (good / "eval_best" / "summary.json").unlink()
+    with pytest.raises(RecordError, match=r"incomplete record, missing .*eval_best/summary.json"):
+        read_record(good)
+    other = fake_record(tmp_path / "records", tmp_path / "runs4", "pce", 2, 0.7, _config(2))
+    other.rename(tmp_path / "records" / "pscv-s2")  # a record copied by hand under another row's name
+    with pytest.raises(RecordError, match=r"the record of 'pce' seed 2, found where the record of 'pscv' seed 2"):
+        read_record(tmp_path / "records" / "pscv-s2", label="pscv", seed=2)
+    meta = json.loads((good / "record.json").read_text())
+    (good / "record.json").write_text(json.dumps({**meta, "format": "frugalseg.bench.record/99"}))
+    with pytest.raises(RecordError, match=r"record.json: format 'frugalseg.bench.record/99'"):
+        read_record(good)
+
+
+def test_a_recorded_row_seed_is_not_trained_again_without_its_run_folder(tmp_path, trainer, no_eval):
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    logged: list[str] = []
+    assert train_and_record(ROW, 0, DATA, runs, records, log=logged.append)
+    dest = records / "pce-s0"
+    assert has_record(dest) and no_eval == ["best.pt", "last.pt"]
+    assert any(line.startswith(f"[pce s0] recorded in {dest}") for line in logged)
+    assert any("no prediction panel in the record" in line for line in logged)  # the stand-in saved no last.pt
+    shutil.rmtree(runs)  # a new session: the machine was wiped, the committed record is all there is
+    assert not train_and_record(ROW, 0, DATA, runs, records, log=logged.append)
+    record = run_row_seed(ROW, 0, DATA, runs, log=logged.append, records=records)
+    assert len(trainer.calls) == 1 and no_eval == ["best.pt", "last.pt"] and not runs.exists()
+    assert record.path == dest and record.train_seconds == 12.0 and record.summaries["last"]["overall"]
+
+
+def test_a_finished_run_without_record_is_recorded_not_retrained(tmp_path, trainer, no_eval):
+    """Runs trained by an older frugalseg (no records yet) are picked up: scored if needed, then recorded."""
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    fake_run(runs, "pce", 0, 0.7, config=_config(), annotations=MASKS)
+    (runs / "pce-s0" / "eval_best" / "summary.json").unlink()
+    record = run_row_seed(ROW, 0, DATA, runs, log=lambda _: None, records=records)
+    assert trainer.calls == [] and no_eval == ["best.pt"]
+    assert record.path == records / "pce-s0" and record.counts is not None and record.counts.masks == 68
+
+
+def test_a_record_of_another_config_is_refused_naming_it(tmp_path, trainer):
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    fake_record(records, runs, "pce", 0, 0.7, _config(extra=["train.iterations=1000"]))
+    for strict in (True, False):  # compare_methods (strict=False) reuses a run folder with a warning, never a record
+        with pytest.raises(RunMismatchError, match="train.iterations: run has 1000, row wants 3000") as err:
+            train_and_record(ROW, 0, DATA, runs, records, strict=strict, log=lambda _: None)
+        assert f"record {records / 'pce-s0'}" in str(err.value)
+    assert trainer.calls == []
+
+
+def test_a_run_reused_with_a_warning_is_not_recorded(tmp_path, trainer):
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    fake_run(runs, "pce", 0, 0.7, config=_config(extra=["train.iterations=1000"]))
+    logged: list[str] = []
+    record = run_row_seed(ROW, 0, DATA, runs, strict=False, log=logged.append, records=records)
+    assert record.path == runs / "pce-s0" and not (records / "pce-s0").exists()
+    assert any("warning" in line for line in logged) and any("not recorded" in line for line in logged)
