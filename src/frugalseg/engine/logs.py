@@ -20,6 +20,7 @@ class RunLogger:
         self.enabled = enabled
         self.run_dir = run_dir
         self._writer = None
+        self._fields: dict[str, list[str]] = {}  # each CSV's header, once read or written
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -35,11 +36,11 @@ class RunLogger:
         if new:
             fields = list(row)
         else:
-            with path.open(newline="") as fh:
-                fields = next(csv.reader(fh))
+            fields = self._fields.get(kind) or self._read_header(path)  # the file is read once per run, not per row
             added = [k for k in row if k not in fields]
             if added:
                 fields = self._widen(path, fields + added)
+        self._fields[kind] = fields
         with path.open("a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore", restval="")
             if new:
@@ -48,6 +49,11 @@ class RunLogger:
         if self._writer is not None:
             for key, value in values.items():
                 self._writer.add_scalar(f"{kind}/{key}", float(value), iteration)
+
+    @staticmethod
+    def _read_header(path: Path) -> list[str]:
+        with path.open(newline="") as fh:
+            return next(csv.reader(fh))
 
     @staticmethod
     def _widen(path: Path, fields: list[str]) -> list[str]:
