@@ -1,15 +1,16 @@
 """Does DII weigh good weak labels more? Learned γ per weak instance against the instance's true quality.
 
-Reads a finished ``dii_dcr`` run (its config, its ``annotations.json`` and the γ table of a checkpoint),
-rasterises every weak instance on its stored grid exactly as training did, and scores it against the
+Reads a finished ``dii_dcr`` run (its config, its ``annotations.json`` and the γ table of a checkpoint)
+or its committed record (``frugalseg.bench.records``: the config and last.pt's γ table; the annotations
+are simulated again from the config, as training did), rasterises every weak instance on its stored grid exactly as training did, and scores it against the
 real mask (ACDC's boxes were simulated from masks, so the masks are there):
 
 - ``iou``: IoU of the instance's weak region (the pixels the box mask gives its class) with the real
   mask of that class in the slice (image granularity: mean IoU over the classes of the weak or the real map);
 - ``precision``: the share of the weak region whose real class is the weak one (image: pixel accuracy).
 
-Writes ``dii_instances.csv`` (one row per instance) and ``dii_quality.json`` into each run folder and
-prints a table of the Spearman rank correlation of γ with both, over the instances γ was updated for,
+Writes ``dii_instances.csv`` (one row per instance) and ``dii_quality.json`` into each run folder (a
+record is left as it is; ``--out DIR`` puts them in ``DIR/<name>/`` for both) and prints a table of the Spearman rank correlation of γ with both, over the instances γ was updated for,
 overall and within each class (the class alone sets much of a box's quality). When the annotations
 record corrupted boxes (``budget masks7_boxes_noisy``), it also gives the mean γ of corrupted and of
 clean instances. ``--doc PAGE --block NAME`` puts the table into a Markdown page::
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from frugalseg.bench.records import has_record, read_record
 from frugalseg.config import RunConfig
 from frugalseg.data.annotations import AnnotationFile, Item, load_annotations
 from frugalseg.data.candidates import rasterise
@@ -96,8 +98,22 @@ def instances_of(item: SliceItem, annotation: Item, num_classes: int, granularit
         yield 0, 0, labelled, iou, float((weak[labelled] == truth[labelled]).mean()), bool(corrupted)
 
 
+def _trained_gamma(run: Path, checkpoint: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """γ and update counts per (item, slot) and the iteration they are from: a checkpoint's or a record's."""
+    if has_record(run):
+        state = read_record(run).method_state()
+        if state is None:
+            raise SystemExit(f"{run}: the record keeps no method state (recorded before DII's γ was recorded)")
+        if state.checkpoint != checkpoint:
+            raise SystemExit(f"{run}: the record keeps the γ of {state.checkpoint}.pt, not of {checkpoint}.pt")
+        return state.arrays["indicators.gamma"], state.arrays["indicators.steps"], state.iteration
+    ckpt = load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")
+    state = ckpt["method"]
+    return state["indicators.gamma"].numpy(), state["indicators.steps"].numpy(), int(ckpt.get("iteration", 0))
+
+
 def instance_rows(run: Path, data_root: Path | None, checkpoint: str = "last") -> tuple[list[InstanceRow], dict]:
-    """Every weak instance of the run with its γ and quality, and the run facts the summary needs."""
+    """Every weak instance of the run (folder or record) with its γ and quality, and the facts the summary needs."""
     config = RunConfig.model_validate(json.loads((run / "config.json").read_text()))
     if config.method.name != "dii_dcr":
         raise SystemExit(f"{run}: method is {config.method.name!r}, not dii_dcr")
@@ -111,9 +127,7 @@ def instance_rows(run: Path, data_root: Path | None, checkpoint: str = "last") -
         annotations = load_annotations(run / "annotations.json", grids=grids)
     if annotations is None:
         raise SystemExit(f"{run}: the run has no annotations, so no weak instances")
-    ckpt = load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")
-    state = ckpt["method"]
-    gamma, steps = state["indicators.gamma"].numpy(), state["indicators.steps"].numpy()
+    gamma, steps, iteration = _trained_gamma(run, checkpoint)
     corrupted_boxes: dict[str, list[int]] = annotations.provenance.get("corrupted_boxes", {})
     rows = []
     for index, item in enumerate(data.train_items):
@@ -128,7 +142,7 @@ def instance_rows(run: Path, data_root: Path | None, checkpoint: str = "last") -
                 item.item_id, index, slot, c, int(region.sum()),
                 float(gamma[index, slot]) if known else options.gamma_init,
                 int(steps[index, slot]) if known else 0, iou, precision, corrupted))
-    facts = {"run": str(run), "checkpoint": checkpoint, "iteration": int(ckpt.get("iteration", 0)),
+    facts = {"run": str(run), "checkpoint": checkpoint, "iteration": iteration,
              "instance": str(options.instance), "dii": options.dii, "gamma_init": options.gamma_init,
              "noisy": "corrupted_boxes" in annotations.provenance}
     return rows, facts
@@ -187,7 +201,9 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, action="append", required=True, help="a finished dii_dcr run (repeatable)")
+    p.add_argument("--run", type=Path, action="append", required=True,
+                   help="a finished dii_dcr run folder or its record (repeatable)")
+    p.add_argument("--out", type=Path, help="write each run's instance CSV and summary to OUT/<run name>/")
     p.add_argument("--data", type=Path, help="the data folder (default: the run config's data.root)")
     p.add_argument("--checkpoint", default="last", choices=["last", "best"])
     p.add_argument("--doc", type=Path, help="also put the table into this Markdown page, in the block --block")
@@ -198,13 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     summaries = []
     for run in args.run:
         rows, facts = instance_rows(run, args.data, args.checkpoint)
-        with (run / "dii_instances.csv").open("w", newline="") as f:
+        summary = summarise(rows, facts)
+        summaries.append(summary)
+        out = args.out / run.name if args.out else (None if has_record(run) else run)
+        if out is None:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "dii_instances.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(InstanceRow.__dataclass_fields__))
             writer.writeheader()
             writer.writerows(asdict(r) for r in rows)
-        summary = summarise(rows, facts)
-        (run / "dii_quality.json").write_text(json.dumps(summary, indent=2) + "\n")
-        summaries.append(summary)
+        (out / "dii_quality.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown(summaries)
     print(table)
     if args.doc:

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
+from frugalseg.bench.records import read_record, recorded_method_state, write_record
 from frugalseg.config import load_config
 from frugalseg.engine.checkpoint import load_checkpoint
 from frugalseg.engine.restore import load_trained_model
@@ -369,7 +372,7 @@ def test_a_few_steps_reduce_the_loss(sample_run):
     assert after < before, (before, after)
 
 
-def test_gamma_survives_checkpoint_and_resume(tmp_path, sample_run):
+def test_gamma_survives_checkpoint_resume_and_record(tmp_path, sample_run):
     cfg, data = sample_run
     Trainer(cfg, tmp_path / "full", progress=False, run_data=data).run()
     Trainer(cfg, tmp_path / "killed", progress=False, run_data=data, stop_at=3).run()
@@ -392,3 +395,20 @@ def test_gamma_survives_checkpoint_and_resume(tmp_path, sample_run):
     assert rows and {"gamma", "iou", "precision", "updates", "corrupted"} <= set(rows[0])
     updated = [r for r in rows if int(r["updates"]) > 0]
     assert updated and all(0.0 <= float(r["gamma"]) <= 1.0 and 0.0 <= float(r["iou"]) <= 1.0 for r in rows)
+
+    # The committed record keeps last.pt's γ table, and the analysis read from the record alone (the
+    # checkpoints gone, the annotations simulated again from the config) gives the same instances.
+    for which in ("best", "last"):  # the scores a record copies; their values do not matter here
+        (tmp_path / "full" / f"eval_{which}").mkdir()
+        (tmp_path / "full" / f"eval_{which}" / "summary.json").write_text("{}")
+        (tmp_path / "full" / f"eval_{which}" / "per_volume.csv").write_text("case\n")
+    state = recorded_method_state(tmp_path / "full")
+    assert state is not None and set(state.arrays) == {"indicators.gamma", "indicators.steps"}
+    record = write_record(tmp_path / "full", tmp_path / "records" / "dii_dcr-s0", {"label": "dii_dcr", "seed": 0},
+                          method_state=state)
+    np.testing.assert_array_equal(read_record(record).method_state().arrays["indicators.gamma"],
+                                  full["indicators.gamma"].numpy())
+    shutil.rmtree(tmp_path / "full" / "checkpoints")
+    assert script.main(["--run", str(record), "--out", str(tmp_path / "analysis")]) == 0
+    assert not (record / "dii_instances.csv").exists()  # a record is never written to
+    assert list(csv.DictReader((tmp_path / "analysis" / "dii_dcr-s0" / "dii_instances.csv").open())) == rows

@@ -17,6 +17,9 @@ when its run folder is gone) and build their tables and figures from records alo
         eval_last/per_volume.csv
         panel.npz                    (optional) last.pt's predicted labels (uint8) on the panel's validation
                                      slices; the image and reference are read from the data at page time
+        method_state.npz             (optional) the entries of last.pt's method state that the method lists in
+                                     ``Method.recorded_state`` (DII's γ per weak instance), for analyses
+                                     that read them after the run folder is gone
 
 The annotation counts (masks, clicks, boxes, ... of the run's ``annotations.json``, :class:`AnnotationCounts`)
 replace the annotation file itself (about 140 KB on the 70-patient ACDC budgets): the cost model is applied to
@@ -48,7 +51,9 @@ from frugalseg.errors import FrugalsegError
 
 __all__ = [
     "CHECKPOINTS",
+    "METHOD_STATE_FILE",
     "RECORD_FORMAT",
+    "MethodState",
     "Panel",
     "RecordError",
     "RunRecord",
@@ -59,6 +64,7 @@ __all__ = [
     "read_run",
     "record_dir",
     "record_size",
+    "recorded_method_state",
     "require_recordable",
     "write_record",
 ]
@@ -82,6 +88,9 @@ SIZE_WARNING_BYTES = 100_000
 EVAL_FILES: tuple[str, ...] = ("summary.json", "per_volume.csv")
 
 
+METHOD_STATE_FILE = "method_state.npz"
+
+
 class RecordError(FrugalsegError):
     """A record (or the run folder it is made from) is incomplete or unreadable."""
 
@@ -101,6 +110,21 @@ class Panel:
     labels: np.ndarray
 
 
+@dataclass(frozen=True)
+class MethodState:
+    """The recorded entries of a checkpoint's method state (see ``Method.recorded_state``).
+
+    Attributes:
+        checkpoint: the checkpoint they were read from (``last``).
+        iteration: the training iteration of that checkpoint.
+        arrays: the entries by state-dict key (``indicators.gamma``, ...), as numpy arrays.
+    """
+
+    checkpoint: str
+    iteration: int
+    arrays: dict[str, np.ndarray]
+
+
 @dataclass
 class RunRecord:
     """A finished run and its scores, read from a record (or, without records, from its scored run folder)."""
@@ -117,6 +141,7 @@ class RunRecord:
     run: str = ""
     """The run folder it was trained in, as recorded (it may be gone)."""
     panel_info: dict[str, Any] | None = None
+    method_state_info: dict[str, Any] | None = None
 
     def per_volume_csv(self, which: str) -> Path:
         return self.path / f"eval_{which}" / "per_volume.csv"
@@ -136,6 +161,23 @@ class RunRecord:
         except (OSError, KeyError, ValueError) as exc:
             raise RecordError(f"{path}: cannot read the recorded predictions ({exc})") from exc
         return Panel(str(self.panel_info["case"]), tuple(int(s) for s in self.panel_info["slices"]), labels)
+
+    def method_state(self) -> MethodState | None:
+        """The recorded method state, ``None`` when the record has none (the method records nothing).
+
+        Raises:
+            RecordError: the record names a state file that is missing, unreadable or lacks a listed key.
+        """
+        info = self.method_state_info
+        if not info:
+            return None
+        path = self.path / info["file"]
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in info["keys"]}
+        except (OSError, KeyError, ValueError) as exc:
+            raise RecordError(f"{path}: cannot read the recorded method state ({exc})") from exc
+        return MethodState(str(info["checkpoint"]), int(info["iteration"]), arrays)
 
 
 def record_dir(records: str | Path, label: str, seed: int) -> Path:
@@ -203,7 +245,7 @@ def read_record(path: Path, which: Sequence[str] = CHECKPOINTS, label: str | Non
     return RunRecord(
         label=str(meta["label"]), seed=int(meta["seed"]), path=path, train_seconds=_train_seconds(path),
         summaries=_summaries(path, which), counts=_counts_from_dict(meta.get("annotations"), meta_path),
-        run=str(meta.get("run", "")), panel_info=meta.get("panel"),
+        run=str(meta.get("run", "")), panel_info=meta.get("panel"), method_state_info=meta.get("method_state"),
     )
 
 
@@ -272,6 +314,36 @@ def predict_panel(checkpoint: Path, data: str | Path, device: str | None = None,
     return Panel(case.case_id, tuple(int(p) for p in picks), labels.astype(np.uint8))
 
 
+def recorded_method_state(run: Path, checkpoint: str = PANEL_CHECKPOINT) -> MethodState | None:
+    """The entries of the run's checkpoint state that its method records (``Method.recorded_state``).
+
+    ``None`` when the method records nothing.
+
+    Raises:
+        RecordError: the run's config, its checkpoint or a listed state entry is missing or unreadable.
+    """
+    from frugalseg.engine.checkpoint import load_checkpoint
+    from frugalseg.methods import get_method
+
+    config = _read_json(run / "config.json", "run config")
+    try:
+        keys = get_method(str(config["method"]["name"])).recorded_state
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"{run / 'config.json'}: no known method.name ({exc})") from exc
+    if not keys:
+        return None
+    path = run / "checkpoints" / f"{checkpoint}.pt"
+    try:
+        ckpt = load_checkpoint(path)
+    except FrugalsegError as exc:
+        raise RecordError(f"{path}: cannot read the method state to record ({exc})") from exc
+    state = ckpt.get("method", {})
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise RecordError(f"{path}: the method state lacks {', '.join(missing)}, which its method records")
+    return MethodState(checkpoint, int(ckpt.get("iteration", 0)), {key: state[key].cpu().numpy() for key in keys})
+
+
 def _copy_synced(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
@@ -296,6 +368,7 @@ def write_record(
     meta: dict[str, Any],
     panel: Panel | None = None,
     which: Sequence[str] = CHECKPOINTS,
+    method_state: MethodState | None = None,
 ) -> Path:
     """Write the record of the scored run folder ``run`` to ``dest``, atomically; return ``dest``.
 
@@ -305,6 +378,7 @@ def write_record(
         meta: what ``record.json`` says beside the format, the annotation counts and the panel: at least
             ``label`` and ``seed`` (the runner adds row spec, schedule, data, run folder, date, commit).
         panel: the predictions of the prediction panel, if any.
+        method_state: the method state entries to keep (:func:`recorded_method_state`), if any.
 
     The files are written into a hidden sibling folder, synced, then the folder is renamed to ``dest``:
     a killed writer never leaves a folder that :func:`has_record` counts as finished.
@@ -333,6 +407,12 @@ def write_record(
             _write_bytes_synced(tmp / "panel.npz", buf.getvalue())
             tree["panel"] = {"file": "panel.npz", "checkpoint": PANEL_CHECKPOINT, "case": panel.case,
                              "slices": list(panel.slices), "shape": list(panel.labels.shape)}
+        if method_state is not None:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **method_state.arrays)
+            _write_bytes_synced(tmp / METHOD_STATE_FILE, buf.getvalue())
+            tree["method_state"] = {"file": METHOD_STATE_FILE, "checkpoint": method_state.checkpoint,
+                                    "iteration": method_state.iteration, "keys": sorted(method_state.arrays)}
         _write_bytes_synced(tmp / "record.json", (json.dumps(tree, indent=2) + "\n").encode())
         os.rename(tmp, dest)  # atomic; fails if another writer won the race (dest then a non-empty folder)
     except BaseException:

@@ -44,6 +44,7 @@ from frugalseg.bench.records import (
     record_dir,
     record_size,
     require_recordable,
+    recorded_method_state,
     write_record,
 )
 from frugalseg.config import RunConfig
@@ -288,7 +289,8 @@ def record_finished_run(
         return None
     evaluate_run(path, data, CHECKPOINTS, device)
     require_recordable(path)
-    write_record(path, dest, _record_meta(row, seed, schedule, data, path), _panel(path, data, device, log, name))
+    write_record(path, dest, _record_meta(row, seed, schedule, data, path), _panel(path, data, device, log, name),
+                 method_state=recorded_method_state(path))
     size = record_size(dest)
     log(f"[{name}] recorded in {dest} ({size / 1000:.0f} KB)")
     if size > SIZE_WARNING_BYTES:
