@@ -2,21 +2,23 @@
 
 Reads a finished ``dii_dcr`` run (its config, its ``annotations.json`` and the γ table of a checkpoint)
 or its committed record (``frugalseg.bench.records``: the config and last.pt's γ table; the annotations
-are simulated again from the config, as training did), rasterises every weak instance on its stored grid exactly as training did, and scores it against the
-real mask (ACDC's boxes were simulated from masks, so the masks are there):
+are simulated again from the config, as training did), rasterises every weak instance on its stored grid
+exactly as training did, and scores it against the real mask (ACDC's boxes were simulated from masks, so
+the masks are there):
 
 - ``iou``: IoU of the instance's weak region (the pixels the box mask gives its class) with the real
   mask of that class in the slice (image granularity: mean IoU over the classes of the weak or the real map);
 - ``precision``: the share of the weak region whose real class is the weak one (image: pixel accuracy).
 
 Writes ``dii_instances.csv`` (one row per instance) and ``dii_quality.json`` into each run folder (a
-record is left as it is; ``--out DIR`` puts them in ``DIR/<name>/`` for both) and prints a table of the Spearman rank correlation of γ with both, over the instances γ was updated for,
-overall and within each class (the class alone sets much of a box's quality). When the annotations
-record corrupted boxes (``budget masks7_boxes_noisy``), it also gives the mean γ of corrupted and of
-clean instances. ``--doc PAGE --block NAME`` puts the table into a Markdown page::
+record is left as it is; ``--out DIR`` puts them in ``DIR/<name>/`` for both) and prints a table of the
+Spearman rank correlation of γ with both, over the instances γ was updated for, overall and within each
+class (the class alone sets much of a box's quality). When the annotations record corrupted boxes
+(``budget masks7_boxes_noisy``), it also gives the mean γ of corrupted and of clean instances.
+``--doc PAGE --block NAME`` puts the table into a Markdown page::
 
     python scripts/dii_instance_quality.py --data ../shared/data/ACDC \\
-        --run runs/compare/dii_dcr-s0 --run runs/compare/dii_dcr-s1 --run runs/compare/dii_dcr-s2 \\
+        --run docs/results/runs/dii_dcr-s0 --run docs/results/runs/dii_dcr-s1 --run docs/results/runs/dii_dcr-s2 \\
         --doc docs/methods/dii_dcr.md --block instance_quality
 """
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, Sequence
-from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from frugalseg.choices import StrEnum
 from frugalseg.errors import ConfigError
 
 DATA_ENV = "FRUGALSEG_DATA"
 """Environment variable giving ``data.root`` when a config leaves it unset (as nnU-Net's ``nnUNet_raw``)."""
-
-
-class StrEnum(str, Enum):
-    """String-valued enum that accepts plain strings in configs (Python 3.10 has no ``enum.StrEnum``)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 class Precision(StrEnum):

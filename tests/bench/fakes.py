@@ -123,3 +123,19 @@ class FakeChildren:
 
         def wait(self, timeout=None):
             return self.code
+
+
+class RecordingTrainer:
+    """Stands in for the engine: records how it was called, writes what a finished run leaves."""
+
+    calls: list[dict] = []
+
+    def __init__(self, config, run_dir, resume=False, overwrite=False, progress=True, **_):
+        self.config, self.run_dir = config, run_dir
+        RecordingTrainer.calls.append({"seed": config.train.seed, "resume": resume, "overwrite": overwrite,
+                                       "run_dir": run_dir})
+
+    def run(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict()))
+        (self.run_dir / "summary.json").write_text(json.dumps({"train_seconds": 12.0}))

@@ -27,7 +27,6 @@ from frugalseg.bench.records import (
 )
 from frugalseg.bench.runner import RunMismatchError, run_row_seed, train_and_record
 from tests.bench.fakes import fake_record, fake_run
-from tests.bench.test_runner import RecordingTrainer
 
 DATA = "/data/acdc"
 ROW = parse_row("pce=acdc_pce")
@@ -44,33 +43,6 @@ def _config(seed=0, extra=()):
 def _panel() -> Panel:
     rng = np.random.default_rng(0)
     return Panel("patient028_frame01", (2, 4, 6, 8), rng.integers(0, 4, (4, 256, 216)).astype(np.uint8))
-
-
-@pytest.fixture
-def trainer(monkeypatch):
-    import frugalseg.engine.trainer as engine
-
-    RecordingTrainer.calls = []
-    monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
-    return RecordingTrainer
-
-
-@pytest.fixture
-def no_eval(monkeypatch):
-    """Evaluation that writes what ``frugalseg eval`` writes (fixed numbers) and counts its calls."""
-    import frugalseg.commands.evaluate as evaluate
-    from tests.bench.fakes import fake_summary
-
-    calls = []
-
-    def fake(checkpoint, data, out, overwrite=False, device=None, **_):
-        calls.append(checkpoint.name)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(fake_summary(0.5)))
-        (out / "per_volume.csv").write_text("case_id,class_index,class,dice\ncase0,1,RV,0.5\n")
-
-    monkeypatch.setattr(evaluate, "evaluate_checkpoint", fake)
-    return calls
 
 
 def test_record_holds_the_runs_small_files_and_reads_back(tmp_path):

@@ -14,51 +14,10 @@ from frugalseg.bench.runner import (
     run_row_seed,
     train_or_skip,
 )
-from tests.bench.fakes import fake_run, fake_summary
+from tests.bench.fakes import fake_run
 
 DATA = "/data/acdc"
 ROW = parse_row("pce=acdc_pce")
-
-
-class RecordingTrainer:
-    """Stands in for the engine: records how it was called, writes what a finished run leaves."""
-
-    calls: list[dict] = []
-
-    def __init__(self, config, run_dir, resume=False, overwrite=False, progress=True, **_):
-        self.config, self.run_dir = config, run_dir
-        RecordingTrainer.calls.append({"seed": config.train.seed, "resume": resume, "overwrite": overwrite,
-                                       "run_dir": run_dir})
-
-    def run(self):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict()))
-        (self.run_dir / "summary.json").write_text(json.dumps({"train_seconds": 12.0}))
-
-
-@pytest.fixture
-def trainer(monkeypatch):
-    import frugalseg.engine.trainer as engine
-
-    RecordingTrainer.calls = []
-    monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
-    return RecordingTrainer
-
-
-@pytest.fixture
-def no_eval(monkeypatch):
-    """Evaluation that writes a fixed summary, and counts its calls."""
-    import frugalseg.commands.evaluate as evaluate
-
-    calls = []
-
-    def fake(checkpoint, data, out, overwrite=False, device=None, **_):
-        calls.append(checkpoint.name)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(fake_summary(0.5)))
-
-    monkeypatch.setattr(evaluate, "evaluate_checkpoint", fake)
-    return calls
 
 
 def _config(seed=0, extra=()):

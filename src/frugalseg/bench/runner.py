@@ -43,8 +43,8 @@ from frugalseg.bench.records import (
     read_run,
     record_dir,
     record_size,
-    require_recordable,
     recorded_method_state,
+    require_recordable,
     write_record,
 )
 from frugalseg.config import RunConfig

@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -30,31 +29,25 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
 
+from frugalseg.choices import StrEnum
 from frugalseg.data.types import Case
 from frugalseg.evaluation.metrics import VolumeResult, compute_volume_metrics
 
 __all__ = ["EvalTimings", "ImageResize", "ResizeBack", "evaluate_cases", "predict_volume", "resize_slices"]
 
 
-class ImageResize(str, Enum):
+class ImageResize(StrEnum):
     """How slices are resized to the network size: ``"bilinear"`` (default) or ``"nearest"`` (SSL4MIS's order 0)."""
 
     BILINEAR = "bilinear"
     NEAREST = "nearest"
 
 
-class ResizeBack(str, Enum):
+class ResizeBack(StrEnum):
     """What is resized back to the stored grid: argmax ``"labels"`` (nearest; the papers') or ``"probabilities"``."""
 
     LABELS = "labels"
     PROBABILITIES = "probabilities"
-
-
-def _option(cls: type[Enum], value: str | Enum, name: str) -> Any:  # noqa: ANN401 (a member of cls)
-    try:
-        return cls(value)
-    except ValueError:
-        raise ValueError(f"{name} must be one of {', '.join(repr(m.value) for m in cls)}; got {value!r}") from None
 
 
 def resize_slices(volume: np.ndarray, size: Sequence[int], order: int) -> np.ndarray:
@@ -104,8 +97,8 @@ def _predict(
     resize_back: str | ResizeBack,
 ) -> tuple[np.ndarray, int]:
     """:func:`predict_volume`, also returning the number of classes the model predicts."""
-    image_resize = _option(ImageResize, image_resize, "image_resize")
-    resize_back = _option(ResizeBack, resize_back, "resize_back")
+    image_resize = ImageResize.parse(image_resize, "image_resize")
+    resize_back = ResizeBack.parse(resize_back, "resize_back")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}")
     image = np.asarray(image, dtype=np.float32)

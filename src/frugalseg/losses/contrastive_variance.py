@@ -74,11 +74,10 @@ the contrast set no anchor has a positive and the loss is 0.
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any
-
 import torch
 from torch import Tensor, nn
+
+from frugalseg.choices import StrEnum
 
 __all__ = [
     "CVInput",
@@ -92,37 +91,21 @@ __all__ = [
 ]
 
 
-class _StrEnum(str, Enum):
-    """String enum whose members equal their values (``CVNegatives.ALL == "all"``); 3.10-compatible."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    @classmethod
-    def parse(cls, value: str | _StrEnum, option: str) -> Any:  # noqa: ANN401 (a member of cls)
-        """The member for ``value``; ``ValueError`` naming ``option`` and the allowed values otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in cls)
-            raise ValueError(f"{option} must be one of {allowed}; got {value!r}") from None
-
-
-class CVInput(_StrEnum):
+class CVInput(StrEnum):
     """What the prediction tensor holds."""
 
     LOGITS = "logits"  # raw scores; a softmax over dim 1 is applied
     PROBS = "probs"  # probabilities that already sum to 1 over dim 1
 
 
-class CVNegatives(_StrEnum):
+class CVNegatives(StrEnum):
     """Which other-class maps are negatives of an anchor (a reconstruction choice, see the module doc)."""
 
     ALL = "all"  # other classes in every image of the batch, the anchor's own image included
     OTHER_IMAGES = "other_images"  # other classes in the other images only
 
 
-class CVReduction(_StrEnum):
+class CVReduction(StrEnum):
     """How per-anchor losses are reduced."""
 
     MEAN = "mean"  # mean over valid anchors (0 when there is none)

@@ -28,11 +28,11 @@ every instance's gradient, with no per-instance backward pass and no copy of the
 
 from __future__ import annotations
 
-from enum import Enum
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from frugalseg.choices import StrEnum
 
 __all__ = [
     "IndicatorOptimizer",
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-class IndicatorOptimizer(str, Enum):
+class IndicatorOptimizer(StrEnum):
     """How γ follows its gradient: ``sgd`` (Algorithm 1 as printed) or ``adam`` (the authors' code)."""
 
     SGD = "sgd"

@@ -54,12 +54,12 @@ never NaN) when nothing in the batch is known.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from frugalseg.choices import StrEnum
 
 __all__ = [
     "MLDSActivation",
@@ -75,30 +75,15 @@ __all__ = [
     "singleton_map",
 ]
 
-class _StrEnum(str, Enum):
-    """String enum whose members equal their values (``MLDSReduction.SUM == "sum"``); 3.10-compatible."""
 
-    def __str__(self) -> str:
-        return str(self.value)
-
-    @classmethod
-    def parse(cls, value: str | _StrEnum, option: str) -> Any:  # noqa: ANN401 (a member of cls)
-        """The member for ``value``; ``ValueError`` naming ``option`` and the allowed values otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in cls)
-            raise ValueError(f"{option} must be one of {allowed}; got {value!r}") from None
-
-
-class MLDSReduction(_StrEnum):
+class MLDSReduction(StrEnum):
     """How per-image head losses are combined over the batch (heads are always summed, as officially)."""
 
     SUM = "sum"  # official compute_mlds: sum over the images of the batch
     MEAN = "mean"  # the sum divided by the number of images that carry any target (batch-size independent)
 
 
-class MLDSActivation(_StrEnum):
+class MLDSActivation(StrEnum):
     """What turns a head's logits into per-class probabilities (official ``normalization_function``)."""
 
     SIGMOID = "sigmoid"  # official default: independent per-class probabilities (multi-label)

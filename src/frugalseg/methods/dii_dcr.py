@@ -28,13 +28,13 @@ is ours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from frugalseg.choices import StrEnum
 from frugalseg.engine.distributed import reduce_across_ranks
 from frugalseg.engine.schedules import poly_lr_factor, sigmoid_rampup
 from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
@@ -52,12 +52,7 @@ from frugalseg.methods.dii_state import InstanceIndicators
 __all__ = ["CRWeighting", "DIIDCR", "DIIDCROptions", "Granularity", "InferenceNet", "SoftmaxAverage"]
 
 
-class _Choice(str, Enum):
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class Granularity(_Choice):
+class Granularity(StrEnum):
     """What one γ weighs: a ``box`` (one per connected component, as simulated), a ``class`` of an image
     (the code's region variant), or a whole weak ``image`` (the code's per-sample variant)."""
 
@@ -66,7 +61,7 @@ class Granularity(_Choice):
     IMAGE = "image"
 
 
-class CRWeighting(_Choice):
+class CRWeighting(StrEnum):
     """Trust of a mixed image: ``pair`` = (γ̄_i + γ̄_j)/2 (``dii_aided_dcr.py``); ``pixel`` = the two images'
     per-pixel weight maps mixed like the images (``indicator_learner_hybrid.py``)."""
 
@@ -74,7 +69,7 @@ class CRWeighting(_Choice):
     PIXEL = "pixel"
 
 
-class InferenceNet(_Choice):
+class InferenceNet(StrEnum):
     """What is evaluated: the ``first`` network (the authors' code) or the ``average`` of both softmaxes."""
 
     FIRST = "first"

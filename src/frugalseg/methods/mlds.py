@@ -34,7 +34,6 @@ what gets evaluated (``inference: teacher``), as in ``mean_teacher``.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 import torch
@@ -42,6 +41,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from frugalseg.choices import StrEnum
 from frugalseg.engine.distributed import group_world_size
 from frugalseg.engine.ema import make_teacher
 from frugalseg.engine.schedules import sigmoid_rampup
@@ -60,14 +60,14 @@ __all__ = ["MLDS", "DeepSupervision", "InferenceNetwork", "MLDSOptions", "filter
            "pseudo_label_candidates"]
 
 
-class DeepSupervision(str, Enum):
+class DeepSupervision(StrEnum):
     """How the deep-supervision heads are trained."""
 
     MULTILABEL = "multilabel"  # MLDS: max-pooled multi-hot targets, sigmoid BCE, global tag loss
     ORDINARY = "ordinary"  # the paper's ablation: nearest-neighbour labels, softmax CE, no tag loss
 
 
-class InferenceNetwork(str, Enum):
+class InferenceNetwork(StrEnum):
     """Which network is evaluated and exported."""
 
     TEACHER = "teacher"

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor, nn
+
+from frugalseg.choices import StrEnum
 
 __all__ = [
     "Activation",
@@ -45,27 +46,7 @@ __all__ = [
 ]
 
 
-class _StrEnum(str, Enum):
-    """A string enum whose members compare equal to their values (``Norm.BATCH == "batch"``).
-
-    ``enum.StrEnum`` is Python 3.11+; the package supports 3.10, so this is the same idea by hand
-    (as MONAI's ``StrEnum``).
-    """
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    @classmethod
-    def parse(cls, value: str | _StrEnum, option: str) -> Any:  # noqa: ANN401 (returns a member of cls)
-        """The member for ``value``; a ``ValueError`` naming ``option`` and the allowed values otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in cls)
-            raise ValueError(f"{option} must be one of {allowed}; got {value!r}") from None
-
-
-class Norm(_StrEnum):
+class Norm(StrEnum):
     """Normalisation after every 3x3 conv (and inside the MLP heads)."""
 
     BATCH = "batch"
@@ -73,7 +54,7 @@ class Norm(_StrEnum):
     INSTANCE = "instance"
 
 
-class Upsample(_StrEnum):
+class Upsample(StrEnum):
     """How a decoder stage doubles the resolution.
 
     ``bilinear``: 1x1 conv to the skip's channels, then bilinear x2 with ``align_corners=True`` (SSL4MIS/ACTION).
@@ -84,14 +65,14 @@ class Upsample(_StrEnum):
     TRANSPOSE = "transpose"
 
 
-class Activation(_StrEnum):
+class Activation(StrEnum):
     """Non-linearity after every normalisation: LeakyReLU(0.01) as SSL4MIS, ReLU as MLDS."""
 
     LEAKY_RELU = "leaky_relu"
     RELU = "relu"
 
 
-class OutputHead(_StrEnum):
+class OutputHead(StrEnum):
     """The full-resolution segmentation head.
 
     ``conv3x3``: one 3x3 conv to the classes (SSL4MIS/ACTION).
