@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from frugalseg.bench.matrix import parse_row, row_config
-from tests.bench.fakes import fake_run
+from tests.bench.fakes import FakeChildren, fake_record, fake_run
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_methods.py"
 
@@ -102,3 +102,33 @@ def test_run_of_another_config_is_reused_with_a_warning_and_not_recorded(compare
 def test_bad_row_exits_with_its_text(compare):
     with pytest.raises(SystemExit, match="expected label=config"):
         compare.main(["--data", "/data/acdc", "--row", "acdc_pce"])
+
+
+def test_jobs_train_the_unfinished_runs_side_by_side_then_tabulate(compare, tmp_path, capsys, monkeypatch,
+                                                                   no_training):
+    from frugalseg.bench import parallel
+
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    fake_record(records, runs, "pce", 0, 0.80, config=_config("pce=acdc_pce", 0))  # recorded earlier: no job
+    children = FakeChildren(polls={"pce s1": 3})
+
+    def child_does_its_run(command, **kwargs):  # a child trains, scores and records its run
+        child = children(command, **kwargs)
+        label, spec = child.options["row"].split("=", 1)
+        seed = int(child.options["seed"])
+        fake_record(records, runs, label, seed, 0.70 + seed / 100, config=_config(f"{label}={spec}", seed))
+        return child
+
+    monkeypatch.setattr(parallel, "spawn", child_does_its_run)
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 2)
+    assert compare.main(["--data", "/data/acdc", "--runs", str(runs), "--records", str(records), "--seeds", "0", "1",
+                         "--row", "pce=acdc_pce", "--row", "pscv=acdc_pscv", "--jobs", "2"]) == 0
+    assert children.order == ["pce s1", "pscv s0", "pscv s1"] and children.max_alive == 2
+    assert all(c.env["OMP_NUM_THREADS"] == "1" for c in children.launched)
+    out = capsys.readouterr().out
+    assert "| pce | 2 | 0.755 ± 0.064 |" in out and "| pscv | 2 | 0.705 ± 0.007 |" in out
+
+
+def test_jobs_must_be_positive(compare):
+    with pytest.raises(SystemExit):
+        compare.main(["--data", "/data/acdc", "--row", "pce=acdc_pce", "--jobs", "0"])
