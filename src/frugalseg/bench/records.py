@@ -89,6 +89,7 @@ EVAL_FILES: tuple[str, ...] = ("summary.json", "per_volume.csv")
 
 
 METHOD_STATE_FILE = "method_state.npz"
+"""The record's copy of the method state entries its method lists in ``Method.recorded_state`` (compressed)."""
 
 
 class RecordError(FrugalsegError):
