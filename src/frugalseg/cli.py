@@ -8,7 +8,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg demo [--out DIR]
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out DIR]
-                    [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list]
+                    [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list | --page-only]
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(on a GPU machine: one GPU each); default 1, in this process")
     p.add_argument("--list", action="store_true",
                    help="print the rows and the estimated time (for --jobs); train nothing")
+    p.add_argument("--page-only", action="store_true",
+                   help="train nothing: write the page from the records (and finished runs) there are, the rest "
+                        "marked as not finished (a bench that spans sessions, between its sessions)")
 
     return parser
 
@@ -156,7 +159,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         opts = BenchOptions(data=None if args.data is None else str(args.data), schedule=args.schedule,
                             only=args.only, seeds=args.seeds, runs=args.runs, out=args.out, extra=args.extra,
-                            cost_model=args.cost_model, device=args.device, argv=args.argv, jobs=args.jobs)
+                            cost_model=args.cost_model, device=args.device, argv=args.argv, jobs=args.jobs,
+                            page_only=args.page_only)
         if args.list:
             print(list_bench(opts))
             return 0

@@ -216,3 +216,22 @@ def test_bench_jobs_2_end_to_end_on_the_sample(tmp_path, capsys):
     # the thread count is not a setting of the row: the same runs, one job at a time, are finished runs
     assert main(args) == 0
     assert "[supervised s0] finished earlier: skipped" in capsys.readouterr().out
+
+
+def test_bench_page_only_trains_nothing_and_marks_the_rest_pending(tmp_path, capsys, monkeypatch):
+    """Between the sessions of a long bench: the page of what is recorded, every other row pending."""
+    import frugalseg.engine.trainer as engine
+    from frugalseg.bench.matrix import load_matrix, row_config
+
+    monkeypatch.setattr(engine, "Trainer", None)  # any training would fail
+    data, docs = sample_root(), tmp_path / "docs"
+    row = load_matrix().row("mlds")
+    config = row_config(row, data, "quick", 0).to_dict()
+    fake_record(docs / "results" / "runs", tmp_path / "runs", "mlds", 0, 0.6, config)
+    args = ["bench", "--data", str(data), "--seeds", "0", "--runs", str(tmp_path / "runs"), "--out", str(docs),
+            "--page-only"]
+    assert main(args) == 0
+    assert "--page-only: nothing is trained" in capsys.readouterr().out
+    text = (docs / "results.md").read_text()
+    assert "| mlds | mlds | method | 1 |" in text and "Not finished yet: supervised (0 of 1 seeds)" in text
+    assert "trained by this invocation: 0 s" in text

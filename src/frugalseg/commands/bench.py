@@ -3,7 +3,7 @@
 ::
 
     frugalseg bench --data ../shared/data/ACDC [--schedule quick|paper] [--only ROW ...] [--seeds 0 1 2]
-                    [--runs DIR] [--out DIR] [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list]
+                    [--runs DIR] [--out DIR] [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list | --page-only]
 
 Rows (``frugalseg/bench/matrix.yaml``) are trained in table order, every seed of a row before the next
 row, into ``<runs>/<label>-s<seed>`` (default ``runs/bench/<schedule>``). As soon as a run is trained it is
@@ -29,7 +29,8 @@ the page is written from the records alone (the validation images of the predict
     <out>/results/runs/<label>-s<seed>/  the records
 
 ``--list`` prints the rows, what is done, and the estimated wall time for the given ``--jobs``, and trains
-nothing.
+nothing. ``--page-only`` trains nothing either but writes the page (and its CSVs and figures) from the records
+there are, with the rest marked as not finished: the page to commit between the sessions of a long bench.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class BenchOptions:
     device: str | None = None
     argv: Sequence[str] | None = None
     jobs: int = 1
+    page_only: bool = False
+    """Train nothing; write the page from what is recorded (finished runs without a record get one)."""
 
     @property
     def runs_dir(self) -> Path:
@@ -478,7 +481,10 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] = print) -> Path:
     plan = plan_bench(matrix, dataclasses.replace(opts, data=data))
     _check_existing(matrix, opts, data)
     failed: list[str] = []
-    if opts.jobs > 1:
+    trained = 0.0
+    if opts.page_only:
+        log("--page-only: nothing is trained")
+    elif opts.jobs > 1:
         trained, failed = _train_in_children(plan, opts, data, devices, log)
     else:
         trained = _train_in_process(plan, opts, data, log)
