@@ -93,11 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="train up to N runs side by side, each in a child process with cpus/N threads "
                         "(on a GPU machine: one GPU each); default 1, in this process")
-    p.add_argument("--list", action="store_true",
-                   help="print the rows and the estimated time (for --jobs); train nothing")
-    p.add_argument("--page-only", action="store_true",
-                   help="train nothing: write the page from the records (and finished runs) there are, the rest "
-                        "marked as not finished (a bench that spans sessions, between its sessions)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true",
+                      help="print the rows and the estimated time (for --jobs); train nothing")
+    what.add_argument("--page-only", action="store_true",
+                      help="train nothing: write the page from the records (and finished runs) there are, the "
+                           "rest marked as not finished (a bench that spans sessions, between its sessions)")
 
     return parser
 
