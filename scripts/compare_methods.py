@@ -67,16 +67,15 @@ def run_one(row: Row, seed: int, args: argparse.Namespace) -> RunRecord:
 def train_side_by_side(rows: list[Row], args: argparse.Namespace) -> None:
     """Train every unfinished row x seed, ``args.jobs`` at a time in child processes (``--jobs``).
 
-    A run counts as finished with its record or, without records, with its ``summary.json``; the children
-    score and record their runs, so the tables after this read finished runs only.
+    A run counts as finished with its record or, without records, with its ``summary.json`` (scoring it is
+    left to the tables' pass); the children score and record what they train.
     """
     from frugalseg.bench.parallel import Job, Launcher, gpu_devices, run_jobs, threads_per_job
 
     def done(row: Row, seed: int) -> bool:
         if args.records is not None:
             return has_record(record_dir(args.records, row.label, seed))
-        return finished(run_dir(args.runs, row.label, seed)) and (
-            run_dir(args.runs, row.label, seed) / "eval_last" / "summary.json").is_file()
+        return finished(run_dir(args.runs, row.label, seed))
 
     jobs = [Job(row, seed, str(args.data), args.runs, args.schedule, records=args.records)
             for row in rows for seed in args.seeds if not done(row, seed)]
