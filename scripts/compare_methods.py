@@ -50,8 +50,7 @@ import torch
 
 from frugalseg.bench.matrix import Row, parse_row
 from frugalseg.bench.provenance import git_commit
-from frugalseg.bench.records import has_record, record_dir
-from frugalseg.bench.runner import RunRecord, finished, run_dir, run_row_seed
+from frugalseg.bench.runner import RunRecord, run_row_seed
 from frugalseg.bench.tables import metrics_table
 from frugalseg.errors import FrugalsegError
 from frugalseg.files import replace_marked_block
@@ -64,28 +63,20 @@ def run_one(row: Row, seed: int, args: argparse.Namespace) -> RunRecord:
         raise SystemExit(f"{row.label} seed {seed}: {exc}") from exc
 
 
-def train_side_by_side(rows: list[Row], args: argparse.Namespace) -> None:
+def train_children(rows: list[Row], args: argparse.Namespace) -> None:
     """Train every unfinished row x seed, ``args.jobs`` at a time in child processes (``--jobs``).
 
     A run counts as finished with its record or, without records, with its ``summary.json`` (scoring it is
     left to the tables' pass); the children score and record what they train.
     """
-    from frugalseg.bench.parallel import Job, Launcher, gpu_devices, run_jobs, threads_per_job
+    from frugalseg.bench.parallel import gpu_devices, train_side_by_side, unfinished_jobs
 
-    def done(row: Row, seed: int) -> bool:
-        if args.records is not None:
-            return has_record(record_dir(args.records, row.label, seed))
-        return finished(run_dir(args.runs, row.label, seed))
-
-    jobs = [Job(row, seed, str(args.data), args.runs, args.schedule, records=args.records)
-            for row in rows for seed in args.seeds if not done(row, seed)]
-    if not jobs:
-        return
     try:
-        launcher = Launcher(threads_per_job(args.jobs), gpu_devices(args.jobs))
+        devices = gpu_devices(args.jobs)
     except FrugalsegError as exc:
         raise SystemExit(f"--jobs: {exc}") from exc
-    failures = run_jobs(jobs, args.jobs, launcher, print)
+    jobs = unfinished_jobs(rows, args.seeds, str(args.data), args.runs, args.schedule, records=args.records)
+    _, failures = train_side_by_side(jobs, args.jobs, devices)
     if failures:
         raise SystemExit("compare_methods: runs failed:\n" + "\n".join(f.describe() for f in failures))
 
@@ -132,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except FrugalsegError as exc:
         raise SystemExit(f"--row: {exc}") from exc
     if args.jobs > 1:
-        train_side_by_side(rows, args)
+        train_children(rows, args)
     results = {row.label: [run_one(row, s, args) for s in args.seeds] for row in rows}
     lines = [f"Validation volumes of {args.data}, schedule `{args.schedule}`, seeds {args.seeds}; "
              "mean ± std over seeds of the per-seed mean over volumes (HD95/ASD in pixels).", ""]

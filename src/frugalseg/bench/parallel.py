@@ -47,7 +47,8 @@ from types import FrameType
 from typing import Any, Protocol
 
 from frugalseg.bench.matrix import Row, parse_row
-from frugalseg.bench.runner import run_dir
+from frugalseg.bench.records import has_record, record_dir
+from frugalseg.bench.runner import finished, run_dir
 from frugalseg.errors import ConfigError, FrugalsegError
 
 __all__ = [
@@ -62,6 +63,8 @@ __all__ = [
     "run_jobs",
     "spawn",
     "threads_per_job",
+    "train_side_by_side",
+    "unfinished_jobs",
 ]
 
 POLL_SECONDS = 0.5
@@ -347,6 +350,49 @@ def run_jobs(jobs: Sequence[Job], workers: int, launch: Launch, log: Log = print
         finally:
             _stop(list(running.values()), log)
     return tally.failures
+
+
+def unfinished_jobs(rows: Sequence[Row], seeds: Sequence[int], data: str, runs: Path, schedule: str, *,
+                    extra: Sequence[str] = (), records: Path | None = None, device: str | None = None,
+                    log: Log | None = None) -> list[Job]:
+    """The row x seed jobs still to train, every seed of a row before the next row.
+
+    A run is finished with its record (``records`` given) or, without records, with its run folder's
+    ``summary.json``; no child is started for it (it would only import torch to skip it). A child still
+    decides train / skip / resume itself, so this is an economy, not the only guard. ``log`` hears of
+    every skipped run.
+    """
+    jobs = []
+    for row in rows:
+        for seed in seeds:
+            if records is not None:
+                done = has_record(record_dir(records, row.label, seed))
+            else:
+                done = finished(run_dir(runs, row.label, seed))
+            if done:
+                if log is not None:
+                    log(f"[{row.label} s{seed}] finished earlier: skipped")
+                continue
+            jobs.append(Job(row, seed, data, runs, schedule, tuple(extra), records=records, device=device))
+    return jobs
+
+
+def train_side_by_side(jobs: Sequence[Job], workers: int, devices: Sequence[str] | None = None,
+                       log: Log = print) -> tuple[float, list[JobFailure]]:
+    """Train ``jobs`` ``workers`` at a time, cpus/workers threads each (one GPU each where ``devices``).
+
+    The one scheduler call of ``frugalseg bench --jobs`` and ``scripts/compare_methods.py --jobs``.
+    Returns the wall seconds spent and the jobs that failed (the others went on).
+    """
+    if not jobs:
+        return 0.0, []
+    threads = threads_per_job(workers)
+    gpus = "" if devices is None else f", GPUs {', '.join(devices)} (one per worker)"
+    log(f"training {len(jobs)} runs, {min(workers, len(jobs))} at a time, {threads} thread"
+        f"{'s' * (threads > 1)} each{gpus}; each run's output in {jobs[0].runs / 'logs'}")
+    t0 = time.perf_counter()
+    failures = run_jobs(jobs, workers, Launcher(threads, devices), log)
+    return time.perf_counter() - t0, failures
 
 
 # ---------------------------------------------------------------------------------------------------- the child

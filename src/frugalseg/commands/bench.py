@@ -429,29 +429,15 @@ def _train_in_children(plan: Plan, opts: BenchOptions, data: str, devices: list[
                        log: Callable[[str], None]) -> tuple[float, list[str]]:
     """``--jobs N``: train the unrecorded runs N at a time in child processes; wall seconds and failures.
 
-    Recorded runs are skipped here, without starting a child for them (a child would only import torch to
-    skip them); each child still decides train / skip / resume itself with ``train_and_record``, and scores
-    and records its run (a finished run folder without a record only gets scored and recorded).
+    Each child decides train / skip / resume itself with ``train_and_record``, and scores and records its
+    run (a finished run folder without a record only gets scored and recorded).
     """
-    from frugalseg.bench.parallel import Job, Launcher, run_jobs, threads_per_job
+    from frugalseg.bench.parallel import train_side_by_side, unfinished_jobs
 
-    jobs = []
-    for planned in plan.rows:
-        for seed in opts.seeds:
-            if has_record(record_dir(opts.records_dir, planned.row.label, seed)):
-                log(f"[{planned.row.label} s{seed}] finished earlier: skipped")
-            else:
-                jobs.append(Job(planned.row, seed, data, opts.runs_dir, opts.schedule, tuple(opts.extra),
-                                records=opts.records_dir, device=opts.device))
-    if not jobs:
-        return 0.0, []
-    threads = threads_per_job(opts.jobs)
-    gpus = "" if devices is None else f", GPUs {', '.join(devices)} (one per worker)"
-    log(f"training {len(jobs)} runs, {min(opts.jobs, len(jobs))} at a time, {threads} thread"
-        f"{'s' * (threads > 1)} each{gpus}; each run's output in {opts.runs_dir / 'logs'}")
-    t0 = time.perf_counter()
-    failures = run_jobs(jobs, opts.jobs, Launcher(threads, devices), log)
-    return time.perf_counter() - t0, [f.describe() for f in failures]
+    jobs = unfinished_jobs([planned.row for planned in plan.rows], opts.seeds, data, opts.runs_dir, opts.schedule,
+                           extra=opts.extra, records=opts.records_dir, device=opts.device, log=log)
+    seconds, failures = train_side_by_side(jobs, opts.jobs, devices, log)
+    return seconds, [f.describe() for f in failures]
 
 
 def _check_jobs(jobs: int) -> list[str] | None:
