@@ -14,7 +14,10 @@ Writes ``dii_instances.csv`` (one row per instance) and ``dii_quality.json`` int
 record is left as it is; ``--out DIR`` puts them in ``DIR/<name>/`` for both) and prints a table of the
 Spearman rank correlation of γ with both, over the instances γ was updated for, overall and within each
 class (the class alone sets much of a box's quality). When the annotations record corrupted boxes
-(``budget masks7_boxes_noisy``), it also gives the mean γ of corrupted and of clean instances.
+(``budget masks7_boxes_noisy``), it also gives the mean γ of corrupted and of clean instances and the
+AUROC of γ for telling them apart (the probability that a clean instance has a higher γ than a corrupted
+one, ties counting half: 0.5 is chance), overall and within each weak class, since corruption moves
+boxes between classes and γ differs by class.
 ``--doc PAGE --block NAME`` puts the table into a Markdown page::
 
     python scripts/dii_instance_quality.py --data ../shared/data/ACDC \\
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import mannwhitneyu, spearmanr
 
 from frugalseg.bench.records import has_record, read_record
 from frugalseg.config import RunConfig
@@ -157,6 +160,17 @@ def _spearman(x: list[float], y: list[float]) -> float | None:
     return None if math.isnan(rho) else rho
 
 
+def auroc(higher: list[float], lower: list[float]) -> float | None:
+    """P(an item of ``higher`` exceeds one of ``lower``), ties counting half; ``None`` if a group is empty.
+
+    The Mann-Whitney U of ``higher`` divided by the number of pairs, i.e. the area under the ROC curve of
+    the score for telling the two groups apart.
+    """
+    if not higher or not lower:
+        return None
+    return float(mannwhitneyu(higher, lower).statistic) / (len(higher) * len(lower))
+
+
 def summarise(rows: list[InstanceRow], facts: dict[str, Any]) -> dict[str, Any]:
     """Spearman of γ with IoU and precision (overall, per class) and mean γ of corrupted vs clean instances."""
     updated = [r for r in rows if r.updates > 0]
@@ -176,6 +190,14 @@ def summarise(rows: list[InstanceRow], facts: dict[str, Any]) -> dict[str, Any]:
             group = [r.gamma for r in updated if r.corrupted == flag]
             out[f"{name}_instances"] = len(group)
             out[f"{name}_gamma_mean"] = statistics.mean(group) if group else None
+
+        def split(within: list[InstanceRow]) -> float | None:
+            return auroc([r.gamma for r in within if not r.corrupted], [r.gamma for r in within if r.corrupted])
+
+        out["auroc_clean_over_corrupted"] = split(updated)
+        out["auroc_clean_over_corrupted_per_class"] = {
+            str(c): split([r for r in updated if r.weak_class == c]) for c in sorted({r.weak_class for r in updated})
+        }
     return out
 
 
@@ -184,10 +206,11 @@ def _fmt(value: float | None) -> str:
 
 
 def markdown(summaries: list[dict[str, Any]]) -> str:
-    """One table row per run: the Spearman correlations and, for noisy runs, mean γ of corrupted vs clean boxes."""
+    """One table row per run: the Spearman correlations and, for noisy runs, γ of corrupted vs clean boxes."""
     classes = sorted({c for s in summaries for c in s.get("spearman_iou_per_class", {})}, key=int)
     head = ["run", "iteration", "instances (updated)", "γ mean ± std", "ρ(γ, IoU)", "ρ(γ, precision)",
-            *[f"ρ(γ, IoU) class {c}" for c in classes], "γ corrupted (n)", "γ clean (n)"]
+            *[f"ρ(γ, IoU) class {c}" for c in classes], "γ corrupted (n)", "γ clean (n)",
+            "AUROC clean > corrupted (per class " + "/".join(classes) + ")"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
         per_class = s.get("spearman_iou_per_class", {})
@@ -197,6 +220,11 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
         for name in ("corrupted", "clean"):
             cells.append(f"{_fmt(s.get(f'{name}_gamma_mean'))} ({s[f'{name}_instances']})"
                          if f"{name}_instances" in s else "–")
+        if "auroc_clean_over_corrupted" in s:
+            split = s["auroc_clean_over_corrupted_per_class"]
+            cells.append(f"{_fmt(s['auroc_clean_over_corrupted'])} ({'/'.join(_fmt(split.get(c)) for c in classes)})")
+        else:
+            cells.append("–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -386,10 +386,7 @@ def test_gamma_survives_checkpoint_resume_and_record(tmp_path, sample_run):
     model = load_trained_model(tmp_path / "full" / "checkpoints" / "last.pt")  # the tables load into a fresh method
     assert isinstance(model.network, UNet)
 
-    spec = importlib.util.spec_from_file_location("dii_instance_quality", REPO / "scripts" / "dii_instance_quality.py")
-    script = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = script  # its dataclass looks its module up
-    spec.loader.exec_module(script)
+    script = _quality_script()
     assert script.main(["--run", str(tmp_path / "full")]) == 0
     rows = list(csv.DictReader((tmp_path / "full" / "dii_instances.csv").open()))
     assert rows and {"gamma", "iou", "precision", "updates", "corrupted"} <= set(rows[0])
@@ -412,3 +409,21 @@ def test_gamma_survives_checkpoint_resume_and_record(tmp_path, sample_run):
     assert script.main(["--run", str(record), "--out", str(tmp_path / "analysis")]) == 0
     assert not (record / "dii_instances.csv").exists()  # a record is never written to
     assert list(csv.DictReader((tmp_path / "analysis" / "dii_dcr-s0" / "dii_instances.csv").open())) == rows
+
+
+def _quality_script():
+    """``scripts/dii_instance_quality.py`` as a module (scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location("dii_instance_quality", REPO / "scripts" / "dii_instance_quality.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # its dataclass looks its module up
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_instance_quality_auroc_by_hand():
+    """AUROC of γ for clean over corrupted instances: the share of (clean, corrupted) pairs ranked right."""
+    script = _quality_script()
+    # clean 0.9, 0.5 against corrupted 0.5, 0.1: pairs (0.9>0.5) (0.9>0.1) (0.5=0.5 -> 1/2) (0.5>0.1) = 3.5 of 4
+    assert script.auroc([0.9, 0.5], [0.5, 0.1]) == pytest.approx(3.5 / 4)
+    assert script.auroc([0.1], [0.9]) == 0.0
+    assert script.auroc([], [0.3]) is None
