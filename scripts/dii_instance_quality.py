@@ -171,6 +171,22 @@ def auroc(higher: list[float], lower: list[float]) -> float | None:
     return float(mannwhitneyu(higher, lower).statistic) / (len(higher) * len(lower))
 
 
+def _mean(values: list[float]) -> float | None:
+    return statistics.mean(values) if values else None
+
+
+def _class_means(rows: list[InstanceRow]) -> dict[str, Any]:
+    """Count, mean IoU and mean γ of one weak class's instances, clean and corrupted apart."""
+    clean = [r for r in rows if not r.corrupted]
+    bad = [r for r in rows if r.corrupted]
+    return {"instances": len(rows), "iou_mean": _mean([r.iou for r in rows]),
+            "gamma_mean": _mean([r.gamma for r in rows]),
+            "clean": {"instances": len(clean), "iou_mean": _mean([r.iou for r in clean]),
+                      "gamma_mean": _mean([r.gamma for r in clean])},
+            "corrupted": {"instances": len(bad), "iou_mean": _mean([r.iou for r in bad]),
+                          "gamma_mean": _mean([r.gamma for r in bad])}}
+
+
 def summarise(rows: list[InstanceRow], facts: dict[str, Any]) -> dict[str, Any]:
     """Spearman of γ with IoU and precision (overall, per class) and mean γ of corrupted vs clean instances."""
     updated = [r for r in rows if r.updates > 0]
@@ -185,6 +201,8 @@ def summarise(rows: list[InstanceRow], facts: dict[str, Any]) -> dict[str, Any]:
                               [r.iou for r in updated if r.weak_class == c])
             for c in sorted({r.weak_class for r in updated})
         }
+    out["per_class"] = {str(c): _class_means([r for r in updated if r.weak_class == c])
+                        for c in sorted({r.weak_class for r in updated})}
     if facts.get("noisy"):
         for name, flag in (("corrupted", True), ("clean", False)):
             group = [r.gamma for r in updated if r.corrupted == flag]
@@ -229,6 +247,19 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def class_markdown(summaries: list[dict[str, Any]]) -> str:
+    """One row per run and weak class: how good its boxes are (IoU) and how much DII trusts them (γ)."""
+    head = ["run", "class", "instances", "IoU mean", "γ mean", "clean: n / IoU / γ", "corrupted: n / IoU / γ"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summaries:
+        for c, m in s.get("per_class", {}).items():
+            groups = [f"{g['instances']} / {_fmt(g['iou_mean'])} / {_fmt(g['gamma_mean'])}"
+                      if s.get("noisy") and g["instances"] else "–" for g in (m["clean"], m["corrupted"])]
+            lines.append("| " + " | ".join([Path(s["run"]).name, c, str(m["instances"]), _fmt(m["iou_mean"]),
+                                            _fmt(m["gamma_mean"]), *groups]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, action="append", required=True,
@@ -255,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             writer.writeheader()
             writer.writerows(asdict(r) for r in rows)
         (out / "dii_quality.json").write_text(json.dumps(summary, indent=2) + "\n")
-    table = markdown(summaries)
+    table = markdown(summaries) + "\n\nPer weak class (1 RV, 2 Myo, 3 LV):\n\n" + class_markdown(summaries)
     print(table)
     if args.doc:
         command = " ".join(["python scripts/dii_instance_quality.py", *(sys.argv[1:] if argv is None else argv)])
