@@ -10,6 +10,7 @@ import pytest
 
 from frugalseg.bench import parallel
 from frugalseg.bench.cost import cost_model_path
+from frugalseg.bench.matrix import load_matrix, row_config
 from frugalseg.cli import main
 from tests.bench.fakes import FakeChildren, fake_record
 from tests.helpers import sample_root
@@ -18,16 +19,25 @@ TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[64,64]", "
         "train.val_every=2", "train.checkpoint_every=2", "train.precision=off"]
 
 
+
+def _matrix_hours(speedup: float) -> str:
+    """The quick matrix's estimate by hand: Σ rows 3 seeds × (minutes / speedup + evaluation), in hours."""
+    matrix = load_matrix()
+    estimates = matrix.estimates
+    minutes = [estimates.minutes_for(row_config(matrix.row(label), "/data/acdc", "quick", 0)) for label in matrix.rows]
+    return f"{3 * sum(m / speedup + estimates.eval_minutes for m in minutes) / 60:.1f} h"
+
+
 def test_bench_list_prints_rows_and_estimate_without_data(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("FRUGALSEG_DATA", raising=False)
     assert main(["bench", "--list", "--runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "11 rows x 3 seeds = 33 runs" in out and "dii_dcr" in out and "masks7, masks7_boxes" in out
-    assert "estimated wall time on the 2-core CPU: 7.8 h" in out
+    assert f"estimated wall time on the 2-core CPU: {_matrix_hours(1.0)}" in out
     assert "--set train.iterations=2000" in out and "--seeds 0 1" in out
     hints = out[out.index("ways to fit it:"):].splitlines()[1:]
     assert hints[0].startswith("  --jobs 2   (2 runs side by side, 1 thread each, 1.5x the throughput") and \
-        hints[0].endswith(": 5.3 h")
+        hints[0].endswith(f": {_matrix_hours(1.5)}")
     assert not any(tmp_path.iterdir())
     assert main(["bench", "--list", "--schedule", "paper", "--only", "pce", "--seeds", "0"]) == 0
     assert "1 rows x 1 seeds = 1 runs" in capsys.readouterr().out
@@ -39,10 +49,11 @@ def test_bench_list_estimates_side_by_side_jobs(tmp_path, capsys, monkeypatch):
     # + 33 x 0.5 minutes of evaluation, which runs one at a time after the trainings
     assert main(["bench", "--list", "--runs", str(tmp_path), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "estimated wall time on the 2-core CPU with --jobs 2: 5.3 h" in out and "ways to fit" not in out
+    assert f"estimated wall time on the 2-core CPU with --jobs 2: {_matrix_hours(1.5)}" in out
+    assert "ways to fit" not in out
     # more jobs than the 2 cores gain nothing more
     assert main(["bench", "--list", "--runs", str(tmp_path), "--jobs", "4"]) == 0
-    assert "with --jobs 4: 5.3 h" in capsys.readouterr().out
+    assert f"with --jobs 4: {_matrix_hours(1.5)}" in capsys.readouterr().out  # 2 cores: no more than --jobs 2
     with pytest.raises(SystemExit):
         main(["bench", "--list", "--jobs", "0"])
     assert "--jobs: 0 is not 1 or more" in capsys.readouterr().err
