@@ -188,7 +188,8 @@ def _class_means(rows: list[InstanceRow]) -> dict[str, Any]:
 
 
 def summarise(rows: list[InstanceRow], facts: dict[str, Any]) -> dict[str, Any]:
-    """Spearman of γ with IoU and precision (overall, per class) and mean γ of corrupted vs clean instances."""
+    """Spearman of γ with IoU and precision (overall, per class), per-class means, and for noisy runs the
+    mean γ of corrupted vs clean instances with the AUROC that tells them apart (overall, per class)."""
     updated = [r for r in rows if r.updates > 0]
     out: dict[str, Any] = {**facts, "instances": len(rows), "updated": len(updated)}
     if updated:
@@ -207,7 +208,7 @@ def summarise(rows: list[InstanceRow], facts: dict[str, Any]) -> dict[str, Any]:
         for name, flag in (("corrupted", True), ("clean", False)):
             group = [r.gamma for r in updated if r.corrupted == flag]
             out[f"{name}_instances"] = len(group)
-            out[f"{name}_gamma_mean"] = statistics.mean(group) if group else None
+            out[f"{name}_gamma_mean"] = _mean(group)
 
         def split(within: list[InstanceRow]) -> float | None:
             return auroc([r.gamma for r in within if not r.corrupted], [r.gamma for r in within if r.corrupted])
