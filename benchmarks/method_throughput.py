@@ -24,6 +24,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -116,8 +117,12 @@ def _config(config_name: str, data: str, schedule: str, iterations: int, extra: 
                                      "train.log_every=1", *extra])
 
 
-def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int, extra: list[str]) -> dict:
-    """Train ``config_name`` for ``warmup + iters`` iterations per stage; images/s and peak memory."""
+def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int, extra: list[str],
+            before_training: Callable[[], None] | None = None) -> dict:
+    """Train ``config_name`` for ``warmup + iters`` iterations per stage; images/s and peak memory.
+
+    ``before_training`` runs once the data is loaded, just before the training (``side_by_side.py``
+    waits there so that parts in several processes start together)."""
     from frugalseg.engine.run_data import load_run_data
     from frugalseg.engine.trainer import Trainer, build_method
 
@@ -136,6 +141,8 @@ def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int,
     cuda = torch.cuda.is_available() and (config.train.device or "cuda").startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    if before_training is not None:
+        before_training()
     with tempfile.TemporaryDirectory() as tmp, RssSampler() as rss:
         Trainer(config, Path(tmp) / "run", progress=False, run_data=run_data).run()
         with (Path(tmp) / "run" / "train_log.csv").open() as fh:
