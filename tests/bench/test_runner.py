@@ -67,6 +67,18 @@ def test_config_differences_ignores_bookkeeping_and_new_keys():
     assert config_differences(stored, wanted) == ["method.options: run has {'x': 1}, row wants {}"]
 
 
+def test_config_differences_ignores_the_schedule_blocks_but_not_what_they_set():
+    """A run trained when ``quick`` was 3000 iterations matches a row that pins 3000 on today's 2000."""
+    wanted = _config()
+    wanted["schedules"] = {"quick": {"train.iterations": 2000}}
+    stored = json.loads(json.dumps(wanted))
+    stored["schedules"] = {"quick": {"train.iterations": 3000}}
+    assert config_differences(stored, wanted) == []
+    stored["train"]["iterations"] = wanted["train"]["iterations"] + 1
+    assert config_differences(stored, wanted) == [
+        f"train.iterations: run has {stored['train']['iterations']}, row wants {wanted['train']['iterations']}"]
+
+
 def test_evaluation_runs_only_where_missing(tmp_path, no_eval):
     run = fake_run(tmp_path, "pce", 0, 0.7)
     assert evaluate_run(run, DATA)["last"]["overall"]["dice"]["mean"] == 0.7

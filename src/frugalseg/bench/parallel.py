@@ -1,9 +1,9 @@
 """Train several row x seed runs side by side, each in its own process: ``frugalseg bench --jobs N``.
 
 Why processes: on the 2-core CPU the quick bench was sized for, two runs with one intra-op thread each
-train 1.5 times as many iterations per second as one run with two threads (small 128x128 convolutions
-scale poorly over threads; ``estimates`` in ``matrix.yaml``). A process per run also keeps one run's crash
-from taking the others down.
+train 1.2 times as many images per second as one run with two threads (small 128x128 convolutions
+scale poorly over threads; ``estimates`` in ``matrix.yaml``, measured by ``benchmarks/side_by_side.py``).
+A process per run also keeps one run's crash from taking the others down.
 
 The parent (:func:`run_jobs`) starts the jobs in the order given (the matrix order: every seed of a row
 before the next row), at most ``workers`` at a time, and prints one line when a job starts and one when it

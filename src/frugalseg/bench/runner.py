@@ -99,6 +99,11 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _ignored(key: str) -> bool:
+    """``key`` is one of :data:`IGNORED_KEYS` or lies inside one (``schedules.quick.train.iterations``)."""
+    return any(key == k or key.startswith(k + ".") for k in IGNORED_KEYS)
+
+
 def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """What differs between a run's ``config.json`` and the config a row asks for, one line per key.
 
@@ -108,7 +113,7 @@ def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> 
     a, b = _flatten(stored), _flatten(wanted)
     lines = []
     for key in sorted(set(a) & set(b)):
-        if key in IGNORED_KEYS:
+        if _ignored(key):
             continue
         left, right = a[key], b[key]
         if key == "data.root" and left is not None and right is not None:
