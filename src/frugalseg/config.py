@@ -67,6 +67,11 @@ class DataConfig(_Strict):
     val_list: str | None = Field(default=None, description="file of validation case ids; unset: the source's split")
     patch_size: tuple[int, int] = (256, 256)
     augment: bool = True
+    intensity_jitter: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="with augment: per-item brightness and contrast factors uniform in [1 - s, 1 + s] "
+                    "(torchvision ColorJitter on a grey image), for scanners or volumes of other intensity; 0: off",
+    )
     mask_items_per_batch: int | None = Field(
         default=None, description="two-stream batches: this many items with masks per batch (SSL4MIS labeled_bs)"
     )

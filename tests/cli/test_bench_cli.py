@@ -20,11 +20,13 @@ TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[64,64]", "
 
 
 
-def _matrix_hours(speedup: float) -> str:
+def _matrix_hours(speedup: float, iterations: int | None = None) -> str:
     """The quick matrix's estimate by hand: Σ rows 3 seeds × (minutes / speedup + evaluation), in hours."""
     matrix = load_matrix()
     estimates = matrix.estimates
-    minutes = [estimates.minutes_for(row_config(matrix.row(label), "/data/acdc", "quick", 0)) for label in matrix.rows]
+    extra = [f"train.iterations={iterations}"] if iterations else []
+    minutes = [estimates.minutes_for(row_config(matrix.row(label), "/data/acdc", "quick", 0, extra))
+               for label in matrix.rows]
     return f"{3 * sum(m / speedup + estimates.eval_minutes for m in minutes) / 60:.1f} h"
 
 
@@ -34,26 +36,36 @@ def test_bench_list_prints_rows_and_estimate_without_data(tmp_path, capsys, monk
     out = capsys.readouterr().out
     assert "11 rows x 3 seeds = 33 runs" in out and "dii_dcr" in out and "masks7, masks7_boxes" in out
     assert f"estimated wall time on the 2-core CPU: {_matrix_hours(1.0)}" in out
-    assert "--set train.iterations=2000" in out and "--seeds 0 1" in out
-    hints = out[out.index("ways to fit it:"):].splitlines()[1:]
-    assert hints[0].startswith("  --jobs 2   (2 runs side by side, 1 thread each, 1.5x the throughput") and \
-        hints[0].endswith(f": {_matrix_hours(1.5)}")
+    assert "ways to fit" not in out  # the quick schedule fits the 6 hours as it is
     assert not any(tmp_path.iterdir())
+    # at 2500 iterations it does not: the hints say how to fit it, each estimate on its own
+    assert main(["bench", "--list", "--runs", str(tmp_path), "--set", "train.iterations=2500"]) == 0
+    out = capsys.readouterr().out
+    hints = out[out.index("ways to fit it:"):].splitlines()[1:]
+    assert hints[0].startswith("  --jobs 2   (2 runs side by side, 1 thread each, 1.2x the throughput") and \
+        hints[0].endswith(f": {_matrix_hours(1.2, 2500)}")
+    assert hints[1] == (f"  --set train.iterations=2000   (every row 2000 iterations instead of 2500): "
+                        f"{_matrix_hours(1.0, 2000)}")
+    assert hints[2].startswith("  --seeds 0 1   (2 seeds)")
+    # at the 3000 iterations the quick schedule once had, even two jobs side by side do not fit: no --jobs hint
+    assert main(["bench", "--list", "--runs", str(tmp_path), "--set", "train.iterations=3000"]) == 0
+    hints = capsys.readouterr().out.split("ways to fit it:")[1].splitlines()[1:]
+    assert hints[0].startswith("  --set train.iterations=2000   (every row 2000 iterations instead of 3000)")
     assert main(["bench", "--list", "--schedule", "paper", "--only", "pce", "--seeds", "0"]) == 0
     assert "1 rows x 1 seeds = 1 runs" in capsys.readouterr().out
 
 
 def test_bench_list_estimates_side_by_side_jobs(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("FRUGALSEG_DATA", raising=False)
-    # 450 training minutes / 1.5 (two single-thread runs measured at 0.33 s/it against 0.25 for one 2-thread run)
-    # + 33 x 0.5 minutes of evaluation, which runs one at a time after the trainings
+    # training minutes / 1.2 (two single-thread runs side by side: 1.2x the images/s of one 2-thread run,
+    # benchmarks/side_by_side.py) + 33 x 0.5 minutes of evaluation, counted in full
     assert main(["bench", "--list", "--runs", str(tmp_path), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"estimated wall time on the 2-core CPU with --jobs 2: {_matrix_hours(1.5)}" in out
+    assert f"estimated wall time on the 2-core CPU with --jobs 2: {_matrix_hours(1.2)}" in out
     assert "ways to fit" not in out
     # more jobs than the 2 cores gain nothing more
     assert main(["bench", "--list", "--runs", str(tmp_path), "--jobs", "4"]) == 0
-    assert f"with --jobs 4: {_matrix_hours(1.5)}" in capsys.readouterr().out  # 2 cores: no more than --jobs 2
+    assert f"with --jobs 4: {_matrix_hours(1.2)}" in capsys.readouterr().out  # 2 cores: no more than --jobs 2
     with pytest.raises(SystemExit):
         main(["bench", "--list", "--jobs", "0"])
     assert "--jobs: 0 is not 1 or more" in capsys.readouterr().err

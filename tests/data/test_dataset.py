@@ -194,3 +194,25 @@ def test_same_key_same_example():
     ds = SliceDataset([_item(_blocks(20, 24))], None, 3, (16, 16))
     a, b = ds[(0, 123)], ds[(0, 123)]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_intensity_jitter_changes_only_the_image_reproducibly():
+    """Brightness/contrast jitter draws from its own stream: same geometry and labels, a changed image."""
+    items = [_item(_blocks(20, 24))]
+    plain = SliceDataset(items, None, 3, (16, 16))
+    jittered = SliceDataset(items, None, 3, (16, 16), intensity_jitter=0.5)
+    a, b = plain[(0, 7)], jittered[(0, 7)]
+    assert all(torch.equal(a[k], b[k]) for k in a if k != "image")
+    assert not torch.equal(a["image"], b["image"])
+    assert torch.equal(b["image"], jittered[(0, 7)]["image"])  # the key decides the jitter
+    assert b["image"].min() >= 0 and b["image"].max() <= 1
+    # brightness and contrast (clipped) are a non-decreasing map of grey values, the same for every pixel
+    x, y = a["image"].flatten().double(), b["image"].flatten().double()
+    order = torch.argsort(x, stable=True)
+    assert (torch.diff(y[order]) >= -1e-6).all()
+    for value in torch.unique(x):
+        assert torch.allclose(y[x == value], y[x == value][0], atol=1e-6)
+    # without augmentation (evaluation, key without a seed) nothing is jittered
+    assert torch.equal(plain[0]["image"], jittered[0]["image"])
+    with pytest.raises(ValueError, match="intensity_jitter"):
+        SliceDataset(items, None, 3, (16, 16), intensity_jitter=1.0)

@@ -137,6 +137,8 @@ class Plan:
     seeds: Sequence[int]
     eval_minutes: float
     shapes: list[str] = field(default_factory=list)
+    iterations: int | None = None
+    """``train.iterations`` of every row, where they share it (the base that iteration hints scale)."""
 
     @property
     def runs(self) -> int:
@@ -168,16 +170,18 @@ def plan_bench(matrix: Matrix, opts: BenchOptions) -> Plan:
     """Resolve every selected row's config (no data is read) and estimate its time."""
     if not opts.seeds:
         raise ConfigError("--seeds: give at least one seed")
-    rows, shapes = [], []
+    rows, shapes, iterations = [], [], set()
     for row in matrix.ordered_rows(opts.only):
         config = row_config(row, opts.data, opts.schedule, opts.seeds[0], opts.extra)
         shape = (f"{config.data.patch_size[0]}x{config.data.patch_size[1]}, batch {config.train.batch_size}, "
                  f"{config.train.iterations} iterations")
         shapes.append(shape)
+        iterations.add(config.train.iterations)
         done = sum(opts.done(row.label, s) for s in opts.seeds)
         rows.append(PlannedRow(row, config.method.name, [b.name for b in matrix.budgets_of(row.label)],
                                matrix.estimates.minutes_for(config), done))
-    return Plan(rows, list(opts.seeds), matrix.estimates.eval_minutes, list(dict.fromkeys(shapes)))
+    common = iterations.pop() if len(iterations) == 1 else None
+    return Plan(rows, list(opts.seeds), matrix.estimates.eval_minutes, list(dict.fromkeys(shapes)), common)
 
 
 def _hours(minutes: float) -> str:
@@ -226,12 +230,13 @@ def _fit_hints(plan: Plan, matrix: Matrix, jobs: int) -> list[str]:
             hints.append(f"  --jobs {more}   ({more} runs side by side, {threads} thread{'s' * (threads > 1)} each, "
                          f"{est.speedup(more):g}x the throughput of one run): {_hours(faster)}")
             break
-    speedup, ref, step = est.speedup(jobs), est.reference.iterations, 500
-    for iterations in range(ref - step, 0, -step):
-        scaled = plan.total_minutes(scale=iterations / ref, speedup=speedup)
+    speedup, step = est.speedup(jobs), 500
+    base = plan.iterations  # the rows' estimates are for these iterations already
+    for iterations in range(base - step, 0, -step) if base else ():
+        scaled = plan.total_minutes(scale=iterations / base, speedup=speedup)
         if scaled is not None and scaled <= limit:
             hints.append(f"  --set train.iterations={iterations}   (every row {iterations} iterations instead of "
-                         f"{ref}): {_hours(scaled)}")
+                         f"{base}): {_hours(scaled)}")
             break
     for n in range(len(plan.seeds) - 1, 0, -1):
         fewer = plan.total_minutes(seeds=n, speedup=speedup)

@@ -33,9 +33,13 @@ from torch.utils.data import Dataset
 
 from frugalseg.data.annotations import AnnotationFile, Item
 from frugalseg.data.candidates import Constraints, is_labelled, rasterise
+from frugalseg.data.intensity import random_brightness_contrast
 from frugalseg.data.transforms import AugmentParams, warp
 from frugalseg.data.types import SliceItem
 from frugalseg.errors import AnnotationError
+
+_INTENSITY_STREAM = 1
+"""Second entropy word of the intensity jitter's seed: a stream apart from the geometric draw's."""
 
 
 class SliceDataset(Dataset[dict[str, Tensor]]):
@@ -48,6 +52,10 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
         num_classes: number of classes, background included.
         output_size: (h, w) the network sees.
         augment: apply the SSL4MIS random rot90/flip/rotation (resizing always happens).
+        intensity_jitter: with ``augment``, also scale each item's brightness and contrast by factors uniform
+            in [1 − s, 1 + s] (:func:`frugalseg.data.intensity.random_brightness_contrast`), drawn from the
+            item's augmentation seed through a separate stream, so the geometry is the same with or without
+            it; 0 (the SSL4MIS recipe) leaves the image untouched.
         origin: the annotation file's path, for error messages.
     """
 
@@ -59,8 +67,12 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
         output_size: Sequence[int],
         augment: bool = True,
         origin: str | Path = "<annotations>",
+        intensity_jitter: float = 0.0,
     ) -> None:
+        if not 0.0 <= intensity_jitter < 1.0:
+            raise ValueError(f"intensity_jitter must lie in [0, 1); got {intensity_jitter}")
         self.items = list(items)
+        self.intensity_jitter = float(intensity_jitter)
         self.num_classes = int(num_classes)
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self.augment = augment
@@ -90,6 +102,12 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
         """The unaugmented constraints of item ``index`` on its stored grid."""
         return rasterise(self.items[index], self.annotations[index], self.num_classes, self.origin)
 
+    def _jitter(self, image: Tensor, aug_seed: int) -> Tensor:
+        """Brightness and contrast of one warped (1, h, w) image, from a stream of its own seeded by ``aug_seed``."""
+        stream = int(np.random.SeedSequence([aug_seed, _INTENSITY_STREAM]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(stream)
+        return random_brightness_contrast(image.unsqueeze(0), self.intensity_jitter, 1.0, generator)[0]
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Tensor]:
         index, aug_seed = (key, None) if isinstance(key, int) else key
         item = self.items[index]
@@ -112,6 +130,9 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
         fill = [-1.0] * (len(maps) - (c if warp_dense else 0)) + [0.0] * (c if warp_dense else 0)
         stacked = np.stack(maps) if maps else np.zeros((0, *item.shape), dtype=np.int64)
         out = warp(item.image, stacked, np.asarray(fill), con.sparse_yx, self.output_size, params)
+        image = out.image
+        if self.augment and aug_seed is not None and self.intensity_jitter > 0:
+            image = self._jitter(image, aug_seed)
         h, w = out.image.shape[-2:]
         warped = iter(out.maps.round().to(torch.int64))
         label = next(warped) if con.has_mask else torch.full((h, w), -1, dtype=torch.int64)
@@ -132,7 +153,7 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
             candidates[:, yx[:, 0], yx[:, 1]] = False
             candidates[cls, yx[:, 0], yx[:, 1]] = True
         return {
-            "image": out.image.contiguous(),
+            "image": image.contiguous(),
             "candidates": candidates.contiguous(),
             "presence": torch.from_numpy(con.presence.copy()),
             "label": label.contiguous(),

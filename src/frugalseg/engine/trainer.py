@@ -207,7 +207,8 @@ class Trainer:
         method = build_method(cfg, num_classes)
         requirements = method.requirements(method.options)
         dataset = SliceDataset(
-            data.train_items, data.annotations, num_classes, cfg.data.patch_size, augment=cfg.data.augment
+            data.train_items, data.annotations, num_classes, cfg.data.patch_size, augment=cfg.data.augment,
+            intensity_jitter=cfg.data.intensity_jitter,
         )
         chosen = select_items(dataset, requirements, cfg.method.name)
         total = cfg.train.iterations
