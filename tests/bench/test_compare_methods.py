@@ -95,7 +95,7 @@ def test_run_of_another_config_is_reused_with_a_warning_and_not_recorded(compare
     assert compare.main(["--data", "/data/acdc", "--runs", str(runs), "--seeds", "0", "--row", "pce=acdc_pce",
                          "--records", str(tmp_path / "records")]) == 0
     out = capsys.readouterr().out
-    assert "warning" in out and "train.iterations: run has 1000, row wants 3000" in out
+    assert "warning" in out and "train.iterations: run has 1000, row wants 2000" in out
     assert "| pce | 1 | 0.700 |" in out and not (tmp_path / "records" / "pce-s0").exists()
 
 
