@@ -54,3 +54,17 @@ def test_ema_update_by_hand():
     assert torch.allclose(teacher.running_mean, torch.full((2,), 0.25 * 2.0))
     assert int(teacher.num_batches_tracked) == 7
     assert not teacher.weight.requires_grad
+
+
+def test_teacher_forward_leaves_its_running_statistics_to_the_ema():
+    """A teacher in training mode normalises by the batch but only update_ema moves its running stats."""
+    student = torch.nn.BatchNorm1d(2)
+    teacher = make_teacher(student).train()
+    x = torch.tensor([[1.0, 10.0], [3.0, 30.0]])
+    out = teacher(x)
+    assert torch.allclose(out, torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), atol=1e-3)  # batch statistics
+    assert torch.equal(teacher.running_mean, torch.zeros(2)) and torch.equal(teacher.running_var, torch.ones(2))
+    student(x)  # the student's own forward does update its statistics (momentum 0.1)
+    assert torch.allclose(student.running_mean, torch.tensor([0.2, 2.0]))
+    update_ema(teacher, student, decay=0.5)
+    assert torch.allclose(teacher.running_mean, torch.tensor([0.1, 1.0]))
