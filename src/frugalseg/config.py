@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from frugalseg.choices import StrEnum
 from frugalseg.errors import ConfigError
@@ -41,6 +41,11 @@ class Precision(StrEnum):
 class OptimizerName(StrEnum):
     SGD = "sgd"
     ADAMW = "adamw"
+
+
+class LRSchedule(StrEnum):
+    POLY = "poly"
+    COSINE = "cosine"
 
 
 class _Strict(BaseModel):
@@ -66,6 +71,10 @@ class DataConfig(_Strict):
     train_list: str | None = Field(default=None, description="file of training case ids; unset: the source's split")
     val_list: str | None = Field(default=None, description="file of validation case ids; unset: the source's split")
     patch_size: tuple[int, int] = (256, 256)
+    crop_size: tuple[int, int] | None = Field(
+        default=None, description="train on random windows of this size cut from the patch_size grid; "
+                                  "inference still sees whole slices on the grid; unset: whole slices",
+    )
     augment: bool = True
     intensity_jitter: float = Field(
         default=0.0, ge=0.0, lt=1.0,
@@ -77,12 +86,18 @@ class DataConfig(_Strict):
     )
     num_workers: int = Field(default=0, ge=0)
 
-    @field_validator("patch_size")
+    @field_validator("patch_size", "crop_size")
     @classmethod
-    def _divisible(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if any(s <= 0 or s % 16 for s in v):
-            raise ValueError(f"patch_size {v} must be positive multiples of 16 (four 2x down-samplings)")
+    def _divisible(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and any(s <= 0 or s % 16 for s in v):
+            raise ValueError(f"{v} must be positive multiples of 16 (four 2x down-samplings)")
         return v
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> DataConfig:
+        if self.crop_size is not None and any(c > p for c, p in zip(self.crop_size, self.patch_size, strict=True)):
+            raise ValueError(f"crop_size {self.crop_size} is larger than patch_size {self.patch_size}")
+        return self
 
     def resolved_root(self) -> Path:
         """``root``, or ``$FRUGALSEG_DATA`` when unset; :class:`ConfigError` if neither is given."""
@@ -110,6 +125,8 @@ class OptimConfig(_Strict):
     lr: float = Field(default=0.01, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=1e-4, ge=0)
+    lr_schedule: LRSchedule = Field(default=LRSchedule.POLY, description="poly: (1 - t/T)^poly_power; "
+                                    "cosine: half a cosine from lr to 0 (after the warm-up, as one-cycle)")
     poly_power: float = Field(default=0.9, ge=0)
     warmup_iterations: int = Field(default=0, ge=0)
     grad_clip: float | None = Field(default=None, gt=0)

@@ -104,6 +104,10 @@ def test_estimate_scales_with_iterations_and_is_none_for_other_shapes():
     assert matrix.estimates.minutes_for(short) == full / 2
     assert matrix.estimates.minutes_for(quick) == pytest.approx(full * quick.train.iterations / 3000)
     assert matrix.estimates.minutes_for(row_config(matrix.row("dii_dcr"), ROOT, "paper", 0)) is None
+    # 128x128 crops of the 256 grid: a step costs what the reference's 128x128 step costs
+    crops = row_config(matrix.row("dii_dcr"), ROOT, "quick", 0,
+                       ["train.iterations=3000", "data.patch_size=[256,256]", "data.crop_size=[128,128]"])
+    assert matrix.estimates.minutes_for(crops) == full
 
 
 def test_side_by_side_jobs_speed_up_training_up_to_the_cores():

@@ -33,3 +33,18 @@ def test_ema_decay_follows_ssl4mis():
     assert ema_decay(0, 0.99) == 0.0
     assert ema_decay(1, 0.99) == 0.5
     assert ema_decay(1000, 0.99) == 0.99
+
+
+def test_cosine_is_half_a_cosine_after_the_warmup():
+    from frugalseg.engine.schedules import cosine_lr_factor
+
+    assert cosine_lr_factor(0, 100) == 1.0
+    assert cosine_lr_factor(50, 100) == pytest.approx(0.5)
+    assert cosine_lr_factor(25, 100) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert cosine_lr_factor(100, 100) == pytest.approx(0.0)
+    assert cosine_lr_factor(150, 100) == pytest.approx(0.0)
+    # warm-up 10 of 110: linear to 1, then the cosine spans the 100 iterations after it
+    assert cosine_lr_factor(0, 110, warmup_iterations=10) == pytest.approx(0.1)
+    assert cosine_lr_factor(9, 110, warmup_iterations=10) == pytest.approx(1.0)
+    assert cosine_lr_factor(10, 110, warmup_iterations=10) == pytest.approx(1.0)
+    assert cosine_lr_factor(60, 110, warmup_iterations=10) == pytest.approx(0.5)

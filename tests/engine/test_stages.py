@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 
@@ -30,6 +31,9 @@ def test_stages_place_iterations_and_restart_the_learning_rate():
     assert plan.lr_factor(5) == pytest.approx(poly_lr_factor(2, 5))
     assert plan.batch_shape(1, 8, 4) == (6, None)  # a stage's own batch: mask slots default to half of it
     assert plan.batch_shape(2, 8, 4) == (8, 4)
+    # the cosine restarts too: stage b (5 iterations) is at half its rate 2.5 iterations in, at 0 at its end
+    assert plan.lr_factor(3, cosine=True) == 1.0 and plan.lr_factor(8, cosine=True) == 1.0
+    assert plan.lr_factor(5, cosine=True) == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 5)))
 
 
 @pytest.mark.parametrize(

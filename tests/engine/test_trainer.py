@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -79,3 +80,34 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert len(ckpt["rng"]["torch"]) == 2
     assert len((out / "train_log.csv").read_text().strip().splitlines()) == 1 + 4  # rank 0 alone logs
+
+
+def test_crops_train_on_windows_and_evaluate_whole_slices(tmp_path, monkeypatch):
+    """data.crop_size: batches are windows of the grid; validation, eval and predict see whole slices on it."""
+    from frugalseg.commands.evaluate import evaluate_checkpoint
+    from frugalseg.data.dataset import SliceDataset
+    from frugalseg.engine.restore import load_trained_model
+    from frugalseg.evaluation.inference import predict_volume
+
+    shapes = set()
+    original = SliceDataset.__getitem__
+
+    def spy(self, key):
+        example = original(self, key)
+        shapes.add(tuple(example["image"].shape))
+        return example
+
+    monkeypatch.setattr(SliceDataset, "__getitem__", spy)
+    cfg = tiny_config("supervised", data={"crop_size": [32, 32]},
+                      train={"val_every": 3}, optim={"lr_schedule": "cosine"})
+    Trainer(cfg, tmp_path / "run", progress=False).run()
+    assert shapes == {(1, 32, 32)}
+    rows = list(csv.DictReader((tmp_path / "run" / "train_log.csv").open()))
+    assert float(rows[2]["lr"]) == pytest.approx(0.005)  # after 3 of 6 steps the cosine is at half the rate
+    assert len((tmp_path / "run" / "val_log.csv").read_text().splitlines()) == 3  # whole-slice validation ran
+    model = load_trained_model(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert model.config.data.patch_size == (64, 64) and model.config.data.crop_size == (32, 32)
+    case = load_run_data(cfg).val_cases[0]
+    assert predict_volume(model.network, case.image, patch_size=model.config.data.patch_size).shape == case.image.shape
+    out = evaluate_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", sample_root(), tmp_path / "eval")
+    assert 0.0 <= out.summary["overall"]["dice"]["mean"] <= 1.0

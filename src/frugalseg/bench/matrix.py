@@ -116,10 +116,14 @@ class Estimates(_Strict):
         return min(jobs, self.cores) * self.parallel_efficiency
 
     def minutes_for(self, config: RunConfig) -> float | None:
-        """Estimated training minutes of ``config``; ``None`` for an unmeasured method or another shape."""
+        """Estimated training minutes of ``config``; ``None`` for an unmeasured method or another shape.
+
+        The shape is what a training step sees: the crop when the config trains on crops of its grid.
+        """
         ref = self.reference
         per_run = self.minutes.get(config.method.name)
-        same_shape = tuple(config.data.patch_size) == ref.patch_size and config.train.batch_size == ref.batch_size
+        seen = config.data.crop_size or config.data.patch_size
+        same_shape = tuple(seen) == ref.patch_size and config.train.batch_size == ref.batch_size
         if per_run is None or not same_shape:
             return None
         return per_run * config.train.iterations / ref.iterations

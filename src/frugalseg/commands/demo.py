@@ -79,6 +79,8 @@ def _report_text(summaries: dict[str, dict[str, Any]], seconds: float) -> str:
         "(`annotations.json`); `supervised` from every full mask. Validation: per volume, per class, then averaged "
         "(docs/evaluation.md); HD95 and ASD in pixels of the stored grid.",
         "",
+        *_headline(summaries),
+        "",
         "| run | class | Dice | Jaccard | HD95 (px) | ASD (px) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -98,6 +100,18 @@ def _report_text(summaries: dict[str, dict[str, Any]], seconds: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _headline(summaries: dict[str, dict[str, Any]]) -> list[str]:
+    """Each model's mean Dice on the sample's validation patient, and one sentence on what it means."""
+    dice = {name: s["overall"]["dice"]["mean"] for name, s in summaries.items()}
+    lines = [f"- `{name}`: mean Dice **{value:.3f}** on the sample's validation patient"
+             for name, value in dice.items()]
+    if dice.get("supervised"):
+        share = dice.get("pce", 0.0) / dice["supervised"]
+        lines += ["", f"Clicks gave {share:.0%} of the full masks' Dice here; one patient and a short run make this a "
+                      "check that the pipeline works end to end, not a measure of the methods (docs/results.md is)."]
+    return lines
 
 
 def _read_csv(path: Path) -> dict[str, np.ndarray]:

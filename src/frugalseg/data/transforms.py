@@ -13,6 +13,13 @@ output grid and drawn on the output pixel it falls in, so a click survives a dow
 nearest-neighbour warp would delete it in, and lands on the output pixel whose centre is nearest
 to it (``tests/data/test_dataset.py`` checks it stays on its organ).
 
+Random crops (``data.crop_size``). The slice is first brought to the network's *grid* (the paper's 256x256,
+``data.patch_size``) and a window of the crop size is cut from that grid at an offset drawn per item; the
+window is one more affine factor of the same map, so a crop costs no extra resampling and inference still
+sees whole slices on the grid. What a crop does to each annotation follows from the map: a mask, box or
+candidate map is cut with the image (a box is clipped to the window), a click outside the window is dropped
+(``keep``), and :func:`points_inside` tells whether a box lies wholly inside the window.
+
 Everything is a pure function of the slice and a seed, so a batch is reproducible from
 (seed, iteration) alone and a resumed run sees the very same augmentations.
 """
@@ -20,7 +27,7 @@ Everything is a pure function of the slice and a seed, so a batch is reproducibl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -35,6 +42,30 @@ class AugmentParams:
     quarter_turns: int = 0
     flip_axis: int | None = None
     degrees: float = 0.0
+    crop_yx: tuple[int, int] | None = None
+    crop_hw: tuple[int, int] | None = None
+
+    def with_crop(self, rng: np.random.Generator | None, grid_hw: tuple[int, int],
+                  crop_hw: tuple[int, int]) -> AugmentParams:
+        """These params and a ``crop_hw`` window of the ``grid_hw`` output at a random offset (centred without rng).
+
+        The offset is drawn after the geometry, so a run without crops draws exactly what it drew before.
+
+        Raises:
+            ValueError: a crop larger than the grid.
+        """
+        (gh, gw), (ch, cw) = grid_hw, crop_hw
+        if ch > gh or cw > gw:
+            raise ValueError(f"crop {crop_hw} is larger than the grid {grid_hw}")
+        if rng is None:
+            y0, x0 = (gh - ch) // 2, (gw - cw) // 2
+        else:
+            y0, x0 = int(rng.integers(0, gh - ch + 1)), int(rng.integers(0, gw - cw + 1))
+        return replace(self, crop_yx=(y0, x0), crop_hw=(int(ch), int(cw)))
+
+    def output_size(self, grid_hw: tuple[int, int]) -> tuple[int, int]:
+        """The size of the warped output: the crop's when there is one, else the grid's."""
+        return self.crop_hw if self.crop_hw is not None else (int(grid_hw[0]), int(grid_hw[1]))
 
     @classmethod
     def draw(cls, rng: np.random.Generator, max_degrees: float = 20.0) -> AugmentParams:
@@ -74,6 +105,34 @@ def _output_to_input(params: AugmentParams, in_hw: tuple[int, int]) -> np.ndarra
     return np.linalg.inv(m)
 
 
+def _crop_to_grid(params: AugmentParams, grid_hw: tuple[int, int]) -> np.ndarray:
+    """3x3 matrix from the crop window's normalised coordinates to the grid's (identity without a crop).
+
+    Along x: the window's pixel i is the grid's pixel x0 + i, i.e. ``u_grid = (cw / GW) u + (2 x0 + cw) / GW - 1``.
+    """
+    if params.crop_yx is None or params.crop_hw is None:
+        return np.eye(3)
+    (gh, gw), (y0, x0), (ch, cw) = grid_hw, params.crop_yx, params.crop_hw
+    return np.array([[cw / gw, 0.0, (2.0 * x0 + cw) / gw - 1.0],
+                     [0.0, ch / gh, (2.0 * y0 + ch) / gh - 1.0],
+                     [0.0, 0.0, 1.0]])
+
+
+def output_to_input(params: AugmentParams, in_hw: tuple[int, int], grid_hw: tuple[int, int]) -> np.ndarray:
+    """3x3 matrix from the output's normalised coordinates (the crop window, or the whole grid) to the input's."""
+    return _output_to_input(params, in_hw) @ _crop_to_grid(params, grid_hw)
+
+
+def points_inside(
+    yx: np.ndarray, params: AugmentParams, in_hw: tuple[int, int], grid_hw: tuple[int, int]
+) -> np.ndarray:
+    """(N,) bool: whether each input pixel (row, column) lands inside the output (the crop window, if any)."""
+    matrix = output_to_input(params, in_hw, grid_hw)
+    _, keep = _forward_points(np.asarray(yx, dtype=np.int64).reshape(-1, 2), np.linalg.inv(matrix), in_hw,
+                              params.output_size(grid_hw))
+    return keep.numpy()
+
+
 def _grid(matrix: np.ndarray, out_hw: tuple[int, int]) -> Tensor:
     theta = torch.as_tensor(matrix[:2], dtype=torch.float32).unsqueeze(0)
     return F.affine_grid(theta, [1, 1, out_hw[0], out_hw[1]], align_corners=False)
@@ -97,22 +156,25 @@ def warp(
     out_hw: tuple[int, int],
     params: AugmentParams,
 ) -> Warped:
-    """Apply ``params`` and resize to ``out_hw``.
+    """Apply ``params``, resize to the ``out_hw`` grid and cut the params' crop window from it, if any.
 
     Args:
         image: (H, W) float32.
         maps: (M, H, W) integer or bool label-like maps, sampled nearest.
         map_fill: (M,) value of each map outside the slice.
         sparse_yx: (N, 2) integer pixel coordinates (clicks, scribble pixels).
-        out_hw: output size.
-        params: the augmentation.
+        out_hw: the grid the slice is resized to (the output size without a crop).
+        params: the augmentation (and crop window).
 
     Returns:
         image (1, h, w) float32, maps (M, h, w) float32 (exact integers), the sparse points' output
-        pixel coordinates (N, 2) and which of them landed inside the output (N,) bool.
+        pixel coordinates (N, 2) and which of them landed inside the output (N,) bool; (h, w) is the
+        crop's size when there is one.
     """
     h, w = image.shape
-    matrix = _output_to_input(params, (h, w))
+    grid_hw = (int(out_hw[0]), int(out_hw[1]))
+    matrix = output_to_input(params, (h, w), grid_hw)
+    out_hw = params.output_size(grid_hw)
     identity = params == AugmentParams() and (h, w) == tuple(out_hw)
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
     mp = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
@@ -150,4 +212,4 @@ def _forward_points(
     return torch.from_numpy(np.stack([oy, ox], axis=1)), torch.from_numpy(keep)
 
 
-__all__ = ["AugmentParams", "Warped", "warp"]
+__all__ = ["AugmentParams", "Warped", "output_to_input", "points_inside", "warp"]

@@ -21,6 +21,20 @@ def poly_lr_factor(iteration: int, max_iterations: int, power: float = 0.9, warm
     return max(0.0, 1.0 - progress) ** power
 
 
+def cosine_lr_factor(iteration: int, max_iterations: int, warmup_iterations: int = 0) -> float:
+    """Multiplier of the base learning rate: linear warm-up from 0, then half a cosine from 1 to 0 at the end.
+
+    With a warm-up this is the one-cycle shape (Smith 2018; ``torch.optim.lr_scheduler.OneCycleLR`` with
+    ``anneal_strategy="cos"``, ``pct_start = warmup / T`` and a final learning rate of 0): the cosine spans the
+    iterations after the warm-up, ``0.5 (1 + cos(pi (t - W) / (T - W)))``.
+    """
+    if warmup_iterations and iteration < warmup_iterations:
+        return (iteration + 1) / warmup_iterations
+    span = max(1, max_iterations - warmup_iterations)
+    progress = min(max(iteration - warmup_iterations, 0), span) / span
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def sigmoid_rampup(iteration: float, length: float) -> float:
     """Mean-teacher ramp-up ``exp(-5 (1 - t/L)^2)`` in [0, 1] (Laine & Aila 2017; SSL4MIS ``ramps.py``).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from frugalseg.engine.schedules import poly_lr_factor
+from frugalseg.engine.schedules import cosine_lr_factor, poly_lr_factor
 from frugalseg.methods.base import Stage, StepContext
 
 __all__ = ["StagePlan"]
@@ -71,12 +71,14 @@ class StagePlan:
         return StepContext(iteration=iteration, max_iterations=self.total, stage=self.stages[k].name,
                            stage_start=self.starts[k], stage_iterations=self.stages[k].iterations)
 
-    def lr_factor(self, iteration: int, power: float = 0.9, warmup_iterations: int = 0) -> float:
-        """The poly factor (with warm-up) restarted at every stage: a run of one stage gets the plain schedule.
+    def lr_factor(self, iteration: int, power: float = 0.9, warmup_iterations: int = 0, cosine: bool = False) -> float:
+        """The poly (or ``cosine``) factor with warm-up, restarted at every stage: one stage gets the plain schedule.
 
         ``iteration`` counts scheduler steps, so the factor at a stage's first iteration is 1 again.
         """
         k = self.index_at(iteration)
+        if cosine:
+            return cosine_lr_factor(iteration - self.starts[k], self.stages[k].iterations, warmup_iterations)
         return poly_lr_factor(iteration - self.starts[k], self.stages[k].iterations, power, warmup_iterations)
 
     def batch_shape(self, index: int, batch_size: int, mask_items_per_batch: int | None) -> tuple[int, int | None]:

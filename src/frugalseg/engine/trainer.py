@@ -208,7 +208,7 @@ class Trainer:
         requirements = method.requirements(method.options)
         dataset = SliceDataset(
             data.train_items, data.annotations, num_classes, cfg.data.patch_size, augment=cfg.data.augment,
-            intensity_jitter=cfg.data.intensity_jitter,
+            intensity_jitter=cfg.data.intensity_jitter, crop_size=cfg.data.crop_size,
         )
         chosen = select_items(dataset, requirements, cfg.method.name)
         total = cfg.train.iterations
@@ -243,7 +243,7 @@ class Trainer:
         else:
             optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda it: stages.lr_factor(it, o.poly_power, o.warmup_iterations)
+            optimizer, lambda it: stages.lr_factor(it, o.poly_power, o.warmup_iterations, o.lr_schedule == "cosine")
         )
         amp_dtype = autocast_dtype(cfg.train.precision, device)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16 and device.type == "cuda")

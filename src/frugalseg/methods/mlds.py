@@ -203,14 +203,21 @@ class MLDS(Method):
         opts: MLDSOptions = self.options  # type: ignore[assignment]
         return float(group_world_size()) if opts.reduction == MLDSReduction.SUM else 1.0
 
-    def deep_loss(self, deep: list[Tensor], candidates: Tensor, box_label: Tensor | None) -> Tensor:
-        """The deep-supervision term DS of the module docstring (box positives only when ``box_label`` is given)."""
+    def deep_loss(self, deep: list[Tensor], candidates: Tensor, box_label: Tensor | None,
+                  box_cut: Tensor | None = None) -> Tensor:
+        """The deep-supervision term DS of the module docstring (box positives only when ``box_label`` is given).
+
+        ``box_cut`` (B, C, H, W): where a class's only boxes were cut by a crop window (the dataset's key), which
+        no longer hold the class in every row and column: no box positives there.
+        """
         opts: MLDSOptions = self.options  # type: ignore[assignment]
         if opts.deep_supervision == DeepSupervision.ORDINARY:
             loss = ordinary_deep_supervision_loss(deep, candidates, reduction=opts.reduction)
         else:
             use_boxes = box_label is not None and opts.box_positive_heads > 0
             boxes = box_positive_map(candidates, box_label) if use_boxes else None
+            if boxes is not None and box_cut is not None:
+                boxes = boxes & ~box_cut
             loss = multilabel_deep_supervision_loss(
                 deep, candidates, box_positives=boxes, box_positive_heads=opts.box_positive_heads,
                 activation=opts.activation, reduction=opts.reduction,
@@ -224,7 +231,7 @@ class MLDS(Method):
         logits, deep = out.logits, out.deep
         losses = {
             "ce": partial_cross_entropy(logits, candidates),
-            "ds": self.deep_loss(deep, candidates, batch["box_label"]),
+            "ds": self.deep_loss(deep, candidates, batch["box_label"], batch.get("box_cut")),
         }
         weights = {"ce": opts.ce_weight, "ds": opts.ds_weight}
         if opts.deep_supervision == DeepSupervision.MULTILABEL:
