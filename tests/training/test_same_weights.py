@@ -53,10 +53,10 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 
 def trained_state(method: str, run_dir: Path) -> dict[str, torch.Tensor]:
     """Train ``method`` for :data:`ITERATIONS` iterations and return the method state of ``last.pt``."""
+    from frugalseg.commands.train import train_run
     from frugalseg.config import load_config
-    from frugalseg.engine.checkpoint import load_checkpoint
     from frugalseg.engine.run_data import load_run_data
-    from frugalseg.engine.trainer import Trainer
+    from frugalseg.training.checkpoint import load_checkpoint
 
     overrides = [
         "schedule=quick", f"data.root={sample_root()}", f"train.iterations={ITERATIONS}", "train.batch_size=4",
@@ -71,7 +71,7 @@ def trained_state(method: str, run_dir: Path) -> dict[str, torch.Tensor]:
     cfg = load_config(f"acdc_{method}", overrides)
     data = load_run_data(cfg, with_val=False)
     with one_thread():
-        Trainer(cfg, run_dir, progress=False, run_data=data).run()
+        train_run(cfg, run_dir, progress=False, run_data=data)
     return load_checkpoint(run_dir / "checkpoints" / "last.pt")["method"]
 
 
