@@ -2,7 +2,7 @@
 
 A *recipe* is a named set of config overrides (``RECIPES`` below) applied over one shipped config and
 schedule (default ``acdc_supervised``, ``schedule=quick``). The script trains a recipe with the engine
-in segments (``Trainer(stop_at=...)`` then ``--resume``, which is exact: batches and schedules are functions
+in segments (``train_run(stop_at=...)`` then a resume, which is exact: batches and schedules are functions
 of the iteration) and, between segments, scores ``last.pt`` on the validation volumes with whole-slice
 inference on the config's grid (mean Dice over volumes and foreground classes, the engine's validation
 figure). Evaluation is timed apart and never counted as training time.
@@ -40,13 +40,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-_GRID = ["data.patch_size=[256,256]"]
+_FORMER_QUICK = ["data.patch_size=[128,128]", "train.batch_size=8", "train.iterations=2000", "optim.name=sgd",
+                 "optim.lr=0.01", "optim.lr_schedule=poly", "optim.warmup_iterations=0"]
+"""The quick schedule before issue #21, spelled out so that every recipe means the same whatever quick becomes."""
+_GRID = [*_FORMER_QUICK, "data.patch_size=[256,256]"]
 _CROP128 = [*_GRID, "data.crop_size=[128,128]"]
 _COSINE = ["optim.warmup_iterations=100", "optim.lr_schedule=cosine"]
 RECIPES: dict[str, tuple[str, list[str]]] = {
-    "quick": ("the former quick schedule: every slice resized to 128x128, batch 8, SGD 0.01 poly, 2000 it", []),
+    "quick": ("the former quick schedule: every slice resized to 128x128, batch 8, SGD 0.01 poly, 2000 it",
+              _FORMER_QUICK),
     "quick_adamw": ("every slice resized to 128x128, batch 8, AdamW 1e-3 (warm-up 100) cosine, 2000 it",
-                    ["optim.name=adamw", "optim.lr=0.001", *_COSINE]),
+                    [*_FORMER_QUICK, "optim.name=adamw", "optim.lr=0.001", *_COSINE]),
     "crop128_sgd": ("256 grid, random 128x128 crops, batch 8, SGD 0.01 poly, 2000 it", _CROP128),
     "crop128_sgd05": ("256 grid, random 128x128 crops, batch 8, SGD 0.05 (warm-up 100) cosine, 2000 it",
                       [*_CROP128, "optim.lr=0.05", *_COSINE]),
@@ -56,13 +60,13 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
                     [*_GRID, "data.crop_size=[160,160]", "train.iterations=1300"]),
 }
 _MASKS7 = ["data.simulate.kind=budget", "data.simulate.budget=masks7"]
-RECIPES["quick_adamw_3500"] = ("quick_adamw trained for 3500 it (the bench's per-run budget, docs/performance.md)",
-                               [*RECIPES["quick_adamw"][1], "train.iterations=3500"])
-RECIPES["quick_adamw_3500_masks7"] = ("quick_adamw_3500 on the masks7 budget (7 patients' masks)",
-                                      [*RECIPES["quick_adamw_3500"][1], *_MASKS7])
-"""Recipe name -> (what it is, overrides over the config and its schedule). Every recipe costs what the former
-quick schedule costs (2000 steps of 8 images of 128x128, or as many pixels), so the curves compare levers at
-one budget; ``--set train.iterations=N`` measures a recipe at another length."""
+RECIPES["quick_adamw_masks7"] = ("quick_adamw on the masks7 budget (7 patients' masks)",
+                                 [*RECIPES["quick_adamw"][1], *_MASKS7])
+RECIPES["chosen"] = ("the quick schedule as shipped since issue #21: quick_adamw for 3500 it", [])
+RECIPES["chosen_masks7"] = ("the shipped quick schedule on the masks7 budget", _MASKS7)
+"""Recipe name -> (what it is, overrides over the config and its schedule). The first six cost what the former
+quick schedule costs (2000 steps of 8 images of 128x128, or as many pixels), so their curves compare levers at
+one budget; the others train the winner on another budget of annotations or for longer."""
 
 FIELDS = ["recipe", "seed", "iteration", "train_wall_s", "train_cpu_s", "val_dice", "eval_wall_s", "load1"]
 BLOCK = "time_to_accuracy"
@@ -90,9 +94,9 @@ def points(total: int, every: int) -> list[int]:
 
 def score(run_dir: Path, val_cases: list, classes: dict) -> float:
     """Mean validation Dice of ``run_dir``'s ``last.pt``, whole slices on the config's grid."""
-    from frugalseg.engine.restore import load_trained_model
     from frugalseg.evaluation.inference import evaluate_cases
     from frugalseg.evaluation.metrics import summarise
+    from frugalseg.methods.restore import load_trained_model
 
     model = load_trained_model(run_dir / "checkpoints" / "last.pt")
     cfg = model.config
@@ -103,8 +107,8 @@ def score(run_dir: Path, val_cases: list, classes: dict) -> float:
 
 def train_curve(args: argparse.Namespace, recipe: str, extra: Sequence[str]) -> Path:
     """Train ``recipe`` in segments, scoring ``last.pt`` after each; write and return its CSV."""
+    from frugalseg.commands.train import train_run
     from frugalseg.engine.run_data import RunData, load_run_data
-    from frugalseg.engine.trainer import Trainer
 
     cfg = recipe_config(args.config, args.schedule, recipe, args.data, [f"train.seed={args.seed}", *extra])
     data = load_run_data(cfg)
@@ -116,8 +120,7 @@ def train_curve(args: argparse.Namespace, recipe: str, extra: Sequence[str]) -> 
     rows = []
     for k, stop in enumerate(points(cfg.train.iterations, args.every)):
         t0, c0 = time.perf_counter(), time.process_time()
-        Trainer(cfg, run_dir, resume=k > 0, overwrite=k == 0, progress=False, run_data=train_only,
-                stop_at=stop).run()
+        train_run(cfg, run_dir, resume=k > 0, overwrite=k == 0, progress=False, run_data=train_only, stop_at=stop)
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
         e0 = time.perf_counter()
@@ -136,8 +139,8 @@ def train_curve(args: argparse.Namespace, recipe: str, extra: Sequence[str]) -> 
 def calibrate(args: argparse.Namespace, recipes: Sequence[str], extra: Sequence[str]) -> Path:
     """Seconds per training iteration of each recipe, one after the other in this process; stored as JSON."""
     from frugalseg.bench.provenance import machine_description, utc_now
+    from frugalseg.commands.train import train_run
     from frugalseg.engine.run_data import RunData, load_run_data
-    from frugalseg.engine.trainer import Trainer
 
     found: dict[str, float] = {}
     load_before = os.getloadavg()[0]
@@ -148,11 +151,10 @@ def calibrate(args: argparse.Namespace, recipes: Sequence[str], extra: Sequence[
                             [f"train.log_every={args.calibrate}", f"train.checkpoint_every={10**9}", *extra])
         data = load_run_data(cfg, with_val=False)
         with tempfile.TemporaryDirectory() as tmp:
-            Trainer(cfg, Path(tmp) / "run", progress=False, stop_at=warm,
-                    run_data=RunData(data.source, data.train_items, [], data.annotations)).run()
+            train_only = RunData(data.source, data.train_items, [], data.annotations)
+            train_run(cfg, Path(tmp) / "run", progress=False, stop_at=warm, run_data=train_only)
             t0 = time.perf_counter()
-            Trainer(cfg, Path(tmp) / "run", resume=True, progress=False, stop_at=stop,
-                    run_data=RunData(data.source, data.train_items, [], data.annotations)).run()
+            train_run(cfg, Path(tmp) / "run", resume=True, progress=False, stop_at=stop, run_data=train_only)
             found[recipe] = (time.perf_counter() - t0) / args.calibrate
         print(f"{recipe}: {found[recipe]:.4f} s/iteration", flush=True)
     out = Path(args.results) / "calibration.json"

@@ -23,7 +23,8 @@ def test_quick_schedule_changes_size_iterations_batch():
     paper = load_config("acdc_supervised")
     quick = load_config("acdc_supervised", ["schedule=quick"])
     assert paper.data.patch_size == (256, 256) and paper.train.iterations == 30000 and paper.train.batch_size == 24
-    assert quick.data.patch_size == (128, 128) and quick.train.iterations == 2000 and quick.train.batch_size == 8
+    assert quick.data.patch_size == (128, 128) and quick.train.iterations == 3500 and quick.train.batch_size == 8
+    assert (quick.optim.name, quick.optim.lr, quick.optim.lr_schedule) == ("adamw", 0.001, "cosine")
 
 
 def test_dotted_overrides_win_over_schedule():

@@ -36,21 +36,21 @@ def test_bench_list_prints_rows_and_estimate_without_data(tmp_path, capsys, monk
     out = capsys.readouterr().out
     assert "11 rows x 3 seeds = 33 runs" in out and "dii_dcr" in out and "masks7, masks7_boxes" in out
     assert f"estimated wall time on the 2-core CPU: {_matrix_hours(1.0)}" in out
-    assert "ways to fit" not in out  # the quick schedule fits the 6 hours as it is
+    assert "ways to fit" not in out  # the quick schedule fits the 10 hours as it is
     assert not any(tmp_path.iterdir())
-    # at 2500 iterations it does not: the hints say how to fit it, each estimate on its own
-    assert main(["bench", "--list", "--runs", str(tmp_path), "--set", "train.iterations=2500"]) == 0
+    # at 4000 iterations it does not: the hints say how to fit it, each estimate on its own
+    assert main(["bench", "--list", "--runs", str(tmp_path), "--set", "train.iterations=4000"]) == 0
     out = capsys.readouterr().out
     hints = out[out.index("ways to fit it:"):].splitlines()[1:]
     assert hints[0].startswith("  --jobs 2   (2 runs side by side, 1 thread each, 1.2x the throughput") and \
-        hints[0].endswith(f": {_matrix_hours(1.2, 2500)}")
-    assert hints[1] == (f"  --set train.iterations=2000   (every row 2000 iterations instead of 2500): "
-                        f"{_matrix_hours(1.0, 2000)}")
+        hints[0].endswith(f": {_matrix_hours(1.2, 4000)}")
+    assert hints[1] == (f"  --set train.iterations=3500   (every row 3500 iterations instead of 4000): "
+                        f"{_matrix_hours(1.0, 3500)}")
     assert hints[2].startswith("  --seeds 0 1   (2 seeds)")
-    # at the 3000 iterations the quick schedule once had, even two jobs side by side do not fit: no --jobs hint
-    assert main(["bench", "--list", "--runs", str(tmp_path), "--set", "train.iterations=3000"]) == 0
+    # at 5000 iterations even two jobs side by side do not fit: no --jobs hint
+    assert main(["bench", "--list", "--runs", str(tmp_path), "--set", "train.iterations=5000"]) == 0
     hints = capsys.readouterr().out.split("ways to fit it:")[1].splitlines()[1:]
-    assert hints[0].startswith("  --set train.iterations=2000   (every row 2000 iterations instead of 3000)")
+    assert hints[0].startswith("  --set train.iterations=3500   (every row 3500 iterations instead of 5000)")
     assert main(["bench", "--list", "--schedule", "paper", "--only", "pce", "--seeds", "0"]) == 0
     assert "1 rows x 1 seeds = 1 runs" in capsys.readouterr().out
 

@@ -86,8 +86,8 @@ def test_crops_train_on_windows_and_evaluate_whole_slices(tmp_path, monkeypatch)
     """data.crop_size: batches are windows of the grid; validation, eval and predict see whole slices on it."""
     from frugalseg.commands.evaluate import evaluate_checkpoint
     from frugalseg.data.dataset import SliceDataset
-    from frugalseg.engine.restore import load_trained_model
     from frugalseg.evaluation.inference import predict_volume
+    from frugalseg.methods.restore import load_trained_model
 
     shapes = set()
     original = SliceDataset.__getitem__
@@ -100,7 +100,7 @@ def test_crops_train_on_windows_and_evaluate_whole_slices(tmp_path, monkeypatch)
     monkeypatch.setattr(SliceDataset, "__getitem__", spy)
     cfg = tiny_config("supervised", data={"crop_size": [32, 32]},
                       train={"val_every": 3}, optim={"lr_schedule": "cosine"})
-    Trainer(cfg, tmp_path / "run", progress=False).run()
+    train_run(cfg, tmp_path / "run", progress=False)
     assert shapes == {(1, 32, 32)}
     rows = list(csv.DictReader((tmp_path / "run" / "train_log.csv").open()))
     assert float(rows[2]["lr"]) == pytest.approx(0.005)  # after 3 of 6 steps the cosine is at half the rate

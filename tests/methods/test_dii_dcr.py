@@ -116,7 +116,7 @@ def test_shipped_config_and_its_baselines(schedule):
     opts = DIIDCROptions.model_validate(cfg.method.options)
     assert opts.dii and opts.dcr and opts.instance == Granularity.BOX
     if schedule == "quick":
-        assert cfg.data.patch_size == (128, 128) and cfg.train.batch_size == 8 and cfg.train.iterations == 2000
+        assert cfg.data.patch_size == (128, 128) and cfg.train.batch_size == 8 and cfg.train.iterations == 3500
     # The baselines of the evidence runs are overrides of the same config: same data, network and schedule.
     sup = load_config("acdc_dii_dcr", [f"schedule={schedule}", "method.name=supervised", "method.options={}"])
     naive = load_config("acdc_dii_dcr", [f"schedule={schedule}", "method.options.dii=false",

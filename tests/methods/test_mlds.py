@@ -280,7 +280,7 @@ def test_shipped_config_is_the_mean_teacher_row_on_the_mixed_budget(schedule):
     options = MLDSOptions.model_validate(mlds.method.options)
     assert options == MLDSOptions()  # the config spells the defaults out
     if schedule == "quick":
-        assert mlds.data.patch_size == (128, 128) and mlds.train.batch_size == 8 and mlds.train.iterations == 2000
+        assert mlds.data.patch_size == (128, 128) and mlds.train.batch_size == 8 and mlds.train.iterations == 3500
     ablation = load_config("acdc_mlds", [f"schedule={schedule}", "method.options.deep_supervision=ordinary"])
     assert MLDSOptions.model_validate(ablation.method.options).deep_supervision == "ordinary"
 

@@ -63,7 +63,11 @@ def trained_state(method: str, run_dir: Path) -> dict[str, torch.Tensor]:
         "data.mask_items_per_batch=2", "data.patch_size=[64,64]", "model.features=[8,16,32,64,128]",
         "train.precision=off", f"train.checkpoint_every={ITERATIONS}", "train.log_every=3",
         "train.val_every=1000", "train.device=cpu",
+        # the optimiser of the reference (the quick schedule before issue #21): the digests pin the training code
+        "optim.name=sgd", "optim.lr=0.01", "optim.lr_schedule=poly", "optim.warmup_iterations=0",
     ]
+    if method == "action":
+        overrides.append("method.options.finetune_nesterov=true")
     if method == "dii_dcr":  # its budget (masks for 7 patients, boxes for the rest) needs more than the sample's 4
         budget = run_dir.parent / "masks2_boxes.yaml"
         budget.write_text("masks:\n  first_patients: 2\nrest:\n  boxes: 1\n")

@@ -36,7 +36,7 @@ def test_ema_decay_follows_ssl4mis():
 
 
 def test_cosine_is_half_a_cosine_after_the_warmup():
-    from frugalseg.engine.schedules import cosine_lr_factor
+    from frugalseg.training.schedules import cosine_lr_factor
 
     assert cosine_lr_factor(0, 100) == 1.0
     assert cosine_lr_factor(50, 100) == pytest.approx(0.5)
