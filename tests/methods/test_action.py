@@ -92,10 +92,11 @@ def test_shipped_config_paper_and_quick():
     quick = load_config("acdc_action", ["schedule=quick"])
     mt = load_config("acdc_mean_teacher", ["schedule=quick"])
     # the quick rows compare like with like: same budget, input, batch mix and iterations as mean_teacher
-    assert quick.data == mt.data and quick.train == mt.train and quick.model == mt.model
+    assert quick.data == mt.data and quick.train == mt.train and quick.model == mt.model and quick.optim == mt.optim
     q_stages = build_method(quick, 1, 4).stages(quick.train.iterations)
-    assert [s.iterations for s in q_stages] == [667, 667, 666]
+    assert [s.iterations for s in q_stages] == [1167, 1167, 1166]
     assert all(s.batch_size is None for s in q_stages)
+    assert dict(q_stages[2].optimizer) == {}  # AdamW has no Nesterov momentum
     assert load_config("acdc_action", ["schedule=quick", "method.options.anco=false"]).method.options["anco"] is False
 
 
