@@ -168,7 +168,7 @@ class RecordingTrainer:
 
 def _fake_eval(monkeypatch) -> list[str]:
     """``frugalseg eval`` writing fixed files; the devices it was asked for."""
-    import frugalseg.commands.evaluate as evaluate
+    import frugalseg.evaluation.checkpoint as evaluate
     from tests.bench.fakes import fake_summary
 
     devices: list[str] = []

@@ -215,7 +215,7 @@ def train_or_skip(
 def evaluate_run(path: Path, data: str | Path, which: Sequence[str] = CHECKPOINTS,
                  device: str | None = None) -> dict[str, dict[str, Any]]:
     """Score ``checkpoints/<which>.pt`` of a finished run into ``eval_<which>/`` unless already scored."""
-    from frugalseg.commands.evaluate import evaluate_checkpoint
+    from frugalseg.evaluation.checkpoint import evaluate_checkpoint
 
     summaries = {}
     for name in which:
