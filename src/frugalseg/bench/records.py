@@ -2,9 +2,10 @@
 
 Why: a working session lasts a few hours and only what is committed to git survives it, while a run folder
 (checkpoints, logs, the annotation file) is too large to commit. So as soon as a run is trained and scored,
-the runner copies what the pages need into a record of a few tens of KB; the bench and
-``scripts/compare_methods.py`` treat a row x seed that has a record as finished (it is not trained again, even
-when its run folder is gone) and build their tables and figures from records alone. Layout::
+the runner copies what the pages need into a record of a few tens of KB; ``frugalseg bench`` treats a row x
+seed that has a record as finished (it is not trained again, even when its run folder is gone) and builds its
+pages (``docs/results.md`` and the method pages' blocks) from records alone. The records of every page live in
+one store, ``docs/results/runs/`` (:mod:`frugalseg.bench.options`), so a row's records exist once. Layout::
 
     <records>/<label>-s<seed>/
         record.json                  format, row label and spec, seed, schedule, data, the run folder it was
@@ -261,7 +262,7 @@ def read_record(path: Path, which: Sequence[str] = CHECKPOINTS, label: str | Non
 
 
 def read_run(path: Path, label: str, seed: int, which: Sequence[str] = CHECKPOINTS) -> RunRecord:
-    """A :class:`RunRecord` of a scored run folder (``compare_methods.py`` without records; tests)."""
+    """A :class:`RunRecord` of a scored run folder (:func:`~frugalseg.bench.runner.run_row_seed` without records)."""
     return RunRecord(label=label, seed=seed, path=path, train_seconds=_train_seconds(path),
                      summaries=_summaries(path, which), counts=count_run_annotations(path), run=path.as_posix())
 
