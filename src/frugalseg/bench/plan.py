@@ -46,6 +46,11 @@ class Plan:
     def runs(self) -> int:
         return len(self.rows) * len(self.seeds)
 
+    def _minutes(self) -> list[float] | None:
+        """Every row's estimated training minutes per run, in order; ``None`` if a row has no estimate."""
+        minutes = [r.minutes for r in self.rows]
+        return None if any(m is None for m in minutes) else [m for m in minutes if m is not None]
+
     def total_minutes(self, seeds: int | None = None, scale: float = 1.0, speedup: float = 1.0) -> float | None:
         """Estimated wall minutes of every run; ``None`` if a row has no estimate.
 
@@ -53,19 +58,21 @@ class Plan:
         evaluation is not: with ``--jobs`` each child scores its own run side by side with the others, but
         the evaluation minutes were measured for one run alone, so they are counted in full (conservative).
         """
-        if any(r.minutes is None for r in self.rows):
+        minutes = self._minutes()
+        if minutes is None:
             return None
         n = len(self.seeds) if seeds is None else seeds
-        training = n * sum(r.minutes * scale for r in self.rows)  # type: ignore[operator]
+        training = n * sum(m * scale for m in minutes)
         return training / speedup + n * len(self.rows) * self.eval_minutes
 
     def remaining_minutes(self, speedup: float = 1.0) -> float | None:
         """Like :meth:`total_minutes` for the runs not finished yet."""
-        if any(r.minutes is None for r in self.rows):
+        minutes = self._minutes()
+        if minutes is None:
             return None
-        left = [(len(self.seeds) - r.done, r.minutes) for r in self.rows]
-        training = sum(n * minutes for n, minutes in left)  # type: ignore[operator]
-        return training / speedup + sum(n for n, _ in left) * self.eval_minutes
+        left = [len(self.seeds) - r.done for r in self.rows]
+        training = sum(n * m for n, m in zip(left, minutes, strict=True))
+        return training / speedup + sum(left) * self.eval_minutes
 
 
 def plan_bench(matrix: Matrix, opts: BenchOptions, rows: Sequence[Row] | None = None) -> Plan:
@@ -117,6 +124,19 @@ def plan_text(plan: Plan, matrix: Matrix, opts: BenchOptions) -> str:
     return "\n".join(lines)
 
 
+def _fewer_iterations_hint(plan: Plan, speedup: float, limit: float, step: int = 500) -> list[str]:
+    """The most iterations, in steps of ``step``, whose estimate fits ``limit`` minutes (none: no hint)."""
+    base = plan.iterations  # the rows' estimates are for these iterations already
+    if base is None:
+        return []
+    for iterations in range(base - step, 0, -step):
+        scaled = plan.total_minutes(scale=iterations / base, speedup=speedup)
+        if scaled is not None and scaled <= limit:
+            return [f"  --set train.iterations={iterations}   (every row {iterations} iterations instead of "
+                    f"{base}): {_hours(scaled)}"]
+    return []
+
+
 def _fit_hints(plan: Plan, matrix: Matrix, jobs: int) -> list[str]:
     """Options that bring the estimate under the limit, cheapest in lost results first.
 
@@ -131,14 +151,8 @@ def _fit_hints(plan: Plan, matrix: Matrix, jobs: int) -> list[str]:
             hints.append(f"  --jobs {more}   ({more} runs side by side, {threads} thread{'s' * (threads > 1)} each, "
                          f"{est.speedup(more):g}x the throughput of one run): {_hours(faster)}")
             break
-    speedup, step = est.speedup(jobs), 500
-    base = plan.iterations  # the rows' estimates are for these iterations already
-    for iterations in range(base - step, 0, -step) if base else ():
-        scaled = plan.total_minutes(scale=iterations / base, speedup=speedup)
-        if scaled is not None and scaled <= limit:
-            hints.append(f"  --set train.iterations={iterations}   (every row {iterations} iterations instead of "
-                         f"{base}): {_hours(scaled)}")
-            break
+    speedup = est.speedup(jobs)
+    hints += _fewer_iterations_hint(plan, speedup, limit)
     for n in range(len(plan.seeds) - 1, 0, -1):
         fewer = plan.total_minutes(seeds=n, speedup=speedup)
         if fewer is not None and fewer <= limit:

@@ -72,20 +72,35 @@ def _write_csvs(results: Mapping[str, RowResult], folder: Path, cost_model: Cost
     """One per-volume CSV per checkpoint (row and seed prepended to ``frugalseg eval``'s columns), and runs.csv."""
     written = {}
     for which in CHECKPOINTS:
-        buf, writer = io.StringIO(), None
-        for res in results.values():
-            for record in res.records:
-                with record.per_volume_csv(which).open(newline="") as fh:
-                    for line in csv.DictReader(fh):
-                        if writer is None:
-                            writer = csv.DictWriter(buf, fieldnames=["row", "seed", *line], lineterminator="\n")
-                            writer.writeheader()
-                        writer.writerow({"row": res.row.label, "seed": record.seed, **line})
-        if writer is not None:
+        text = _per_volume_csv(results, which)
+        if text is not None:
             path = folder / f"per_volume_{which}.csv"
-            write_text_atomic(path, buf.getvalue(), overwrite=True)
+            write_text_atomic(path, text, overwrite=True)
             written[f"per-volume scores of `{which}.pt` of every run (row, seed, then `frugalseg eval`'s columns)"] \
                 = path
+    path = folder / "runs.csv"
+    write_text_atomic(path, _runs_csv(results, cost_model, page_dir), overwrite=True)
+    written["every run: its record (beside this page), the run folder it was trained in, training seconds, "
+            "annotation seconds, row spec"] = path
+    return written
+
+
+def _per_volume_csv(results: Mapping[str, RowResult], which: str) -> str | None:
+    """Every record's per-volume scores of ``which``.pt, row and seed prepended; ``None`` without any."""
+    buf, writer = io.StringIO(), None
+    for res in results.values():
+        for record in res.records:
+            with record.per_volume_csv(which).open(newline="") as fh:
+                for line in csv.DictReader(fh):
+                    if writer is None:
+                        writer = csv.DictWriter(buf, fieldnames=["row", "seed", *line], lineterminator="\n")
+                        writer.writeheader()
+                    writer.writerow({"row": res.row.label, "seed": record.seed, **line})
+    return None if writer is None else buf.getvalue()
+
+
+def _runs_csv(results: Mapping[str, RowResult], cost_model: CostModel, page_dir: Path) -> str:
+    """One line per recorded run: row, method, seed, record, run folder, training and annotation seconds, spec."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["row", "method", "seed", "record", "run", "train_seconds", "annotation_seconds", "config"])
@@ -95,11 +110,7 @@ def _write_csvs(results: Mapping[str, RowResult], folder: Path, cost_model: Cost
             writer.writerow([res.row.label, res.method, record.seed, relative(record.path, page_dir), record.run,
                              f"{record.train_seconds:.0f}", "" if cost is None else f"{cost.seconds:.0f}",
                              res.row.spec])
-    path = folder / "runs.csv"
-    write_text_atomic(path, buf.getvalue(), overwrite=True)
-    written["every run: its record (beside this page), the run folder it was trained in, training seconds, "
-            "annotation seconds, row spec"] = path
-    return written
+    return buf.getvalue()
 
 
 def _first_panel(records: Sequence[RunRecord]) -> Panel | None:

@@ -55,7 +55,7 @@ def run_bench(opts: BenchOptions, log: Log = print) -> Path | None:
     devices = check_jobs(opts.jobs)
     plan_bench(matrix, opts, rows)  # every row's config resolves before anything is trained
     check_existing(page_rows, opts, data)
-    trained, failed = 0.0, []
+    trained, failed = 0.0, list[str]()
     if opts.page_only:
         log("--page-only: nothing is trained")
     else:
