@@ -129,13 +129,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
         return 0
     if args.command == "train":
+        from frugalseg.commands.train import default_run_dir, train_run
         from frugalseg.config import load_config
-        from frugalseg.engine.trainer import Trainer, default_run_dir
 
         config = load_config(args.config, args.overrides)
         out = args.out or default_run_dir(config)
-        result = Trainer(config, out, resume=args.resume, overwrite=args.overwrite,
-                         progress=not args.no_progress).run()
+        result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
             print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, "
                   f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}")

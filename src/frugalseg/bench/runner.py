@@ -197,7 +197,7 @@ def train_or_skip(
     Raises:
         RunMismatchError: the folder holds a run of another config (with ``strict``; else a warning is logged).
     """
-    from frugalseg.engine.trainer import Trainer
+    from frugalseg.commands.train import train_run
 
     path = run_dir(runs, row.label, seed)
     config = row_config(row, data, schedule, seed, extra)
@@ -207,7 +207,7 @@ def train_or_skip(
         return False
     resume = (path / "checkpoints" / "last.pt").is_file()
     t0 = time.perf_counter()
-    Trainer(config, path, resume=resume, overwrite=not resume, progress=False).run()
+    train_run(config, path, resume=resume, overwrite=not resume, progress=False)
     log(f"[{row.label} s{seed}] trained in {time.perf_counter() - t0:.0f} s")
     return True
 

@@ -3,6 +3,11 @@
 The one evaluation every client shares: ``frugalseg eval`` (:mod:`frugalseg.commands.evaluate`), the bench's
 runner (both checkpoints of every run), and the demo. It lives here, below the commands, so that the bench
 is a client of the library and never of the command line.
+
+It is the one module of ``evaluation/`` that reaches above it: rebuilding a trained network from a checkpoint
+needs the method registry (:func:`frugalseg.methods.restore.load_trained_model`) and a case list is read as
+the trainer reads one (:mod:`frugalseg.engine.run_data`). Both are imported when it is called, so importing
+the rest of ``evaluation/`` (inference, metrics, reports) never loads the methods.
 """
 
 from __future__ import annotations
@@ -14,8 +19,6 @@ from typing import Any
 import torch
 
 from frugalseg.data.sources import open_source
-from frugalseg.engine.restore import load_trained_model
-from frugalseg.engine.run_data import check_ids, read_case_list
 from frugalseg.errors import CheckpointError, DataError, OutputExistsError
 
 __all__ = ["EvalOutput", "evaluate_checkpoint"]
@@ -44,9 +47,11 @@ def evaluate_checkpoint(
     Everything that can fail on bad input (missing folder, empty list, a checkpoint for another
     class count) fails before ``out`` is written.
     """
+    from frugalseg.engine.run_data import check_ids, read_case_list
     from frugalseg.evaluation.inference import evaluate_cases
     from frugalseg.evaluation.metrics import summarise
     from frugalseg.evaluation.reports import write_reports
+    from frugalseg.methods.restore import load_trained_model
 
     out = Path(out)
     csv_path, json_path = out / "per_volume.csv", out / "summary.json"
