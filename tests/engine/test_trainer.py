@@ -84,8 +84,8 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 
 def test_crops_train_on_windows_and_evaluate_whole_slices(tmp_path, monkeypatch):
     """data.crop_size: batches are windows of the grid; validation, eval and predict see whole slices on it."""
-    from frugalseg.commands.evaluate import evaluate_checkpoint
     from frugalseg.data.dataset import SliceDataset
+    from frugalseg.evaluation.checkpoint import evaluate_checkpoint
     from frugalseg.evaluation.inference import predict_volume
     from frugalseg.methods.restore import load_trained_model
 
