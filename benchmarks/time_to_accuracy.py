@@ -62,6 +62,9 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
 _MASKS7 = ["data.simulate.kind=budget", "data.simulate.budget=masks7"]
 RECIPES["quick_adamw_masks7"] = ("quick_adamw on the masks7 budget (7 patients' masks)",
                                  [*RECIPES["quick_adamw"][1], *_MASKS7])
+RECIPES["quick_adamw_masks3"] = ("quick_adamw on the masks3 budget (3 patients' masks)",
+                                 [*RECIPES["quick_adamw"][1], "data.simulate.kind=budget",
+                                  "data.simulate.budget=masks3"])
 RECIPES["chosen"] = ("the quick schedule as shipped since issue #21: quick_adamw for 3500 it", [])
 RECIPES["chosen_masks7"] = ("the shipped quick schedule on the masks7 budget", _MASKS7)
 """Recipe name -> (what it is, overrides over the config and its schedule). The first six cost what the former
