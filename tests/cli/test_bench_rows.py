@@ -99,7 +99,7 @@ def test_a_label_names_one_experiment_across_pages(tmp_path, capsys, no_training
     assert main(_args(tmp_path, spec)) == 2
     err = capsys.readouterr().err
     assert "supervised3-s0 holds a run trained with another config" in err
-    assert "train.iterations: run has 2000, row wants 3000" in err
+    assert "train.iterations: run has 3500, row wants 3000" in err
     # the matrix's own row of that label reads the same record
     assert main(_args(tmp_path, "supervised3")) == 0
     assert "| supervised3 | 1 | 0.500 |" in capsys.readouterr().out
