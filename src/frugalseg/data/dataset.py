@@ -91,7 +91,7 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
             if ann is not None and ann.mask and item.label is None:
                 raise AnnotationError(origin, "mask: true, but the data has no label map for this item",
                                       item=item.item_id, field="mask")
-        self.mask_indices = [i for i, a in enumerate(self.annotations) if a is not None and a.mask]
+        self.mask_indices = [i for i, a in enumerate(self.annotations) if a is not None and a.has_full_label]
         self.labelled_indices = [i for i, a in enumerate(self.annotations) if is_labelled(a)]
         self.annotated_indices = [i for i, a in enumerate(self.annotations) if a is not None and not a.is_empty]
 
