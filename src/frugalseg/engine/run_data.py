@@ -84,8 +84,12 @@ def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_v
         annotations = simulate_items(
             items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed, budget=sim.budget, **sim.options
         )
-        if annotations_out is not None:
-            from frugalseg.data.annotations import save_annotations
+    if config.data.pseudolabels is not None and annotations is not None:
+        from frugalseg.pseudolabels.generate import pseudolabel_run
 
-            save_annotations(annotations, annotations_out, overwrite=True)
+        annotations = pseudolabel_run(items, annotations, config.data.pseudolabels, config.data.annotations)
+    if annotations is not None and annotations_out is not None and config.data.simulate:
+        from frugalseg.data.annotations import save_annotations
+
+        save_annotations(annotations, annotations_out, overwrite=True)
     return RunData(source, items, val_cases, annotations)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from frugalseg.config import PseudoLabelConfig
 from frugalseg.data.annotations import AnnotationFile, Item, LabelMap, check_annotations
 from frugalseg.data.types import SliceItem
 from frugalseg.errors import AnnotationError
@@ -36,7 +38,9 @@ from frugalseg.files import atomic_path
 from frugalseg.pseudolabels.litemedsam import PACKAGE, PACKAGE_VERSION, PREPROCESSING, WEIGHTS_SHA256, BoxPrompt
 from frugalseg.pseudolabels.merge import resolve_boxes
 
-__all__ = ["LabelCache", "item_prompts", "needs_pseudolabel", "pseudolabel_items"]
+__all__ = ["LabelCache", "default_cache_dir", "item_prompts", "needs_pseudolabel", "pseudolabel_items",
+           "pseudolabel_run"]
+CACHE_ENV = "FRUGALSEG_CACHE"
 
 BoxLogits = Callable[[np.ndarray, Sequence[BoxPrompt]], np.ndarray]
 """``(image (H, W), boxes) -> logits (K, H, W)``: :meth:`LiteMedSAM.box_logits` or a test's stand-in."""
@@ -163,3 +167,24 @@ def _provenance(count: int, click_box: int | None) -> Mapping[str, Any]:
         "click_box": click_box,
         "items": count,
     }
+
+
+def default_cache_dir() -> Path:
+    """``$FRUGALSEG_CACHE/pseudolabels``, or ``~/.cache/frugalseg/pseudolabels``."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "frugalseg") / "pseudolabels"
+
+
+def pseudolabel_run(
+    items: Sequence[SliceItem], ann: AnnotationFile, config: PseudoLabelConfig, origin: str | Path | None = None
+) -> AnnotationFile:
+    """A run's pre-processing step (``data.pseudolabels``): :func:`pseudolabel_items` with LiteMedSAM, cached.
+
+    The extra is checked first, so a run without it stops with the install hint before training starts.
+    """
+    from frugalseg.pseudolabels.litemedsam import LiteMedSAM
+
+    LiteMedSAM.check_installed()
+    cache = Path(config.cache).expanduser() if config.cache else default_cache_dir()
+    return pseudolabel_items(items, ann, lambda: LiteMedSAM().box_logits, click_box=config.click_box,
+                             cache_dir=cache, origin=origin or "<annotations>")

@@ -164,14 +164,16 @@ class LiteMedSAM:
         self.net = net.to(self.device).eval()
 
     @torch.no_grad()
-    def box_logits(self, image: np.ndarray, boxes: Sequence[BoxPrompt]) -> np.ndarray:
-        """Mask logits (K, H, W) float32 of the K ``boxes`` on ``image`` (H, W), on the image's own grid."""
-        h, w = image.shape
-        if not boxes:
-            return np.zeros((0, h, w), dtype=np.float32)
+    def embed(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Steps 1-4 and the image encoder: the slice's embedding and its resized (h, w) before padding."""
         tensor, new_size = prepare_image(image)
-        embedding = self.net.image_encoder(tensor.to(self.device))
-        box_t = torch.tensor([scale_box(b, (h, w)) for b in boxes], dtype=torch.float32, device=self.device)
+        return self.net.image_encoder(tensor.to(self.device)), new_size
+
+    @torch.no_grad()
+    def decode(self, embedding: torch.Tensor, new_size: tuple[int, int], shape: tuple[int, int],
+               boxes: Sequence[BoxPrompt]) -> np.ndarray:
+        """Steps 5-6 for all ``boxes`` at once: logits (K, H, W) on the slice's grid ``shape``."""
+        box_t = torch.tensor([scale_box(b, shape) for b in boxes], dtype=torch.float32, device=self.device)
         sparse, dense = self.net.prompt_encoder(points=None, boxes=box_t[:, None, :], masks=None)
         low_res, _ = self.net.mask_decoder(
             image_embeddings=embedding,
@@ -181,5 +183,13 @@ class LiteMedSAM:
             multimask_output=False,
         )
         low_res = low_res[..., : new_size[0], : new_size[1]]
-        logits = F.interpolate(low_res, size=(h, w), mode="bilinear", align_corners=False)
+        logits = F.interpolate(low_res, size=shape, mode="bilinear", align_corners=False)
         return logits[:, 0].float().cpu().numpy()
+
+    def box_logits(self, image: np.ndarray, boxes: Sequence[BoxPrompt]) -> np.ndarray:
+        """Mask logits (K, H, W) float32 of the K ``boxes`` on ``image`` (H, W), on the image's own grid."""
+        shape = (int(image.shape[0]), int(image.shape[1]))
+        if not boxes:
+            return np.zeros((0, *shape), dtype=np.float32)
+        embedding, new_size = self.embed(image)
+        return self.decode(embedding, new_size, shape, boxes)

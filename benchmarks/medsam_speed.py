@@ -1,0 +1,116 @@
+"""LiteMedSAM on the CPU: seconds per slice and per box, and the time to pseudo-label every ACDC box of a budget.
+
+LiteMedSAM encodes each slice once (the TinyViT image encoder, the bulk of the time) and decodes all the
+slice's boxes together (prompt encoder + mask decoder). This script simulates a budget's annotations
+(seed 0, as the bench rows), takes a seeded sample of its boxed slices, and times, after one untimed
+warm-up slice, ``embed`` (pre-processing + encoder) and ``decode`` (all the slice's boxes) separately with
+a fixed number of torch threads. It reports the machine's load average, because a shared CPU slows it.
+
+``--list`` runs no model: it counts the boxed slices and boxes of each budget and prints the estimated
+pre-processing time from the seconds given (``--per-slice``, ``--per-box``, e.g. from a measurement), i.e.
+``slices * per_slice + boxes * per_box``.
+
+    python benchmarks/medsam_speed.py --data ../shared/data/ACDC --slices 10 --threads 1
+    python benchmarks/medsam_speed.py --data ../shared/data/ACDC --list --per-slice 1.2 --per-box 0.1
+    python benchmarks/medsam_speed.py --smoke   # the bundled sample, 2 slices: checks the script only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+from frugalseg.bench.provenance import machine_description, utc_now
+from frugalseg.data.simulate import simulate_items
+from frugalseg.data.sources import open_source
+from frugalseg.pseudolabels.generate import item_prompts, needs_pseudolabel
+
+BUDGETS = ("masks7_boxes", "masks3_boxes_tags")
+
+
+def boxed_slices(data: str, budget: str) -> tuple[list, dict]:
+    """The training slices and the budget's simulated annotations (seed 0), keeping the boxed slices only."""
+    source = open_source(data)
+    items = source.training_slices()
+    ann = simulate_items(items, source.classes, source.num_classes, "budget", 0, budget=budget)
+    boxed = [it for it in items if needs_pseudolabel(ann.items.get(it.item_id), None)]
+    return boxed, ann.items
+
+
+def count(data: str, budget: str) -> tuple[int, int]:
+    boxed, anns = boxed_slices(data, budget)
+    return len(boxed), sum(len(anns[it.item_id].boxes) for it in boxed)
+
+
+def measure(data: str, budget: str, slices: int, seed: int) -> dict:
+    from frugalseg.pseudolabels.litemedsam import LiteMedSAM
+
+    boxed, anns = boxed_slices(data, budget)
+    chosen = random.Random(seed).sample(boxed, min(slices + 1, len(boxed)))
+    model = LiteMedSAM()
+    embed_s, decode_s, boxes = [], [], 0
+    for n, item in enumerate(chosen):
+        prompts, _ = item_prompts(anns[item.item_id], item.shape, None)
+        t0 = time.perf_counter()
+        embedding, new_size = model.embed(item.image)
+        t1 = time.perf_counter()
+        model.decode(embedding, new_size, item.shape, prompts)
+        t2 = time.perf_counter()
+        if n == 0:
+            continue  # warm-up
+        embed_s.append(t1 - t0)
+        decode_s.append(t2 - t1)
+        boxes += len(prompts)
+    total = sum(embed_s) + sum(decode_s)
+    return {"budget": budget, "slices": len(embed_s), "boxes": boxes, "threads": torch.get_num_threads(),
+            "per_slice_embed_s": float(np.mean(embed_s)), "per_box_decode_s": sum(decode_s) / max(boxes, 1),
+            "per_slice_s": total / len(embed_s), "per_box_s": total / max(boxes, 1),
+            "load_average": os.getloadavg(), "machine": machine_description("cpu"), "when": utc_now()}
+
+
+def estimate_lines(data: str, per_slice: float, per_box: float) -> list[str]:
+    lines = [f"estimate at {per_slice:.2f} s per slice (encoder) + {per_box:.2f} s per box (decoder):"]
+    for budget in BUDGETS:
+        n_slices, n_boxes = count(data, budget)
+        hours = (n_slices * per_slice + n_boxes * per_box) / 3600
+        lines.append(f"  {budget}: {n_slices} boxed slices, {n_boxes} boxes -> {hours:.2f} h")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="ACDC folder (SSL4MIS layout)")
+    parser.add_argument("--budget", default="masks7_boxes", choices=BUDGETS)
+    parser.add_argument("--slices", type=int, default=10, help="timed slices (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (fixed)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--list", action="store_true", help="count the boxes and estimate; run no model")
+    parser.add_argument("--per-slice", type=float, help="with --list: seconds per slice (encoder)")
+    parser.add_argument("--per-box", type=float, help="with --list: seconds per box (decoder)")
+    parser.add_argument("--smoke", action="store_true", help="the bundled sample, 2 slices")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.smoke:
+        from frugalseg.data.sample import sample_path
+
+        args.data, args.slices = str(sample_path()), 2
+    if not args.data:
+        parser.error("--data is required (or --smoke)")
+    if args.list:
+        if args.per_slice is None or args.per_box is None:
+            parser.error("--list needs --per-slice and --per-box (seconds, from a measurement)")
+        print("\n".join(estimate_lines(args.data, args.per_slice, args.per_box)))
+        return
+    result = measure(args.data, args.budget, args.slices, args.seed)
+    print(json.dumps(result, indent=2))
+    print("\n".join(estimate_lines(args.data, result["per_slice_embed_s"], result["per_box_decode_s"])))
+
+
+if __name__ == "__main__":
+    main()
