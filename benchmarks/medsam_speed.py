@@ -12,7 +12,10 @@ thread approximate what the same work takes on an idle core (memory-bandwidth co
 pre-processing time from the seconds given (``--per-slice``, ``--per-box``, e.g. from a measurement), i.e.
 ``slices * per_slice + boxes * per_box``.
 
-    python benchmarks/medsam_speed.py --data ../shared/data/ACDC --slices 10 --threads 1
+    python benchmarks/medsam_speed.py --data ../shared/data/ACDC --slices 10 --threads 1 \\
+        --json medsam_speed.json --page docs/methods/medsam_boxes.md
+    python benchmarks/medsam_speed.py --data ../shared/data/ACDC --render medsam_speed.json \\
+        --page docs/methods/medsam_boxes.md   # the block again from a saved measurement
     python benchmarks/medsam_speed.py --data ../shared/data/ACDC --list --per-slice 1.2 --per-box 0.1
     python benchmarks/medsam_speed.py --smoke   # the bundled sample, 2 slices: checks the script only
 """
@@ -24,6 +27,7 @@ import json
 import os
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +35,7 @@ import torch
 from frugalseg.bench.provenance import machine_description, utc_now
 from frugalseg.data.simulate import simulate_items
 from frugalseg.data.sources import open_source
+from frugalseg.files import replace_marked_block
 from frugalseg.pseudolabels.generate import item_prompts, needs_pseudolabel
 
 BUDGETS = ("masks7_boxes", "masks3_boxes_tags")
@@ -85,13 +90,30 @@ def measure(data: str, budget: str | None, slices: int, seed: int) -> dict:
     return out
 
 
-def estimate_lines(data: str, per_slice: float, per_box: float) -> list[str]:
+def estimate_lines(counts: dict[str, tuple[int, int]], per_slice: float, per_box: float) -> list[str]:
     lines = [f"estimate at {per_slice:.2f} s per slice (encoder) + {per_box:.2f} s per box (decoder):"]
-    for budget in BUDGETS:
-        n_slices, n_boxes = count(data, budget)
+    for budget, (n_slices, n_boxes) in counts.items():
         hours = (n_slices * per_slice + n_boxes * per_box) / 3600
         lines.append(f"  {budget}: {n_slices} boxed slices, {n_boxes} boxes -> {hours:.2f} h")
     return lines
+
+
+def render(result: dict, counts: dict[str, tuple[int, int]], command: str) -> str:
+    """The page block: the measurement, its conditions, and the estimate per budget (wall and CPU seconds)."""
+    la = ", ".join(f"{v:.1f}" for v in result["load_average"])
+    lines = [f"`{command}`, {result['when']}, {result['machine']}; load average {la} (a shared CPU: wall "
+             f"seconds are inflated by the other processes, CPU seconds of the one thread are not). "
+             f"{result['slices']} timed slices of `{result['budget']}` with {result['boxes']} boxes, after one "
+             "warm-up slice.", "",
+             "| seconds | encoder per slice | decoder per box | per box, all in | "
+             + " | ".join(f"all of `{b}` ({n} slices, {k} boxes)" for b, (n, k) in counts.items()) + " |",
+             "|---" * (4 + len(counts)) + "|"]
+    for name in ("wall", "cpu"):
+        per_slice, per_box = result[f"{name}_per_slice_embed_s"], result[f"{name}_per_box_decode_s"]
+        hours = [(n * per_slice + k * per_box) / 3600 for n, k in counts.values()]
+        lines.append(f"| {name} | {per_slice:.2f} | {per_box:.3f} | {result[f'{name}_per_box_s']:.2f} | "
+                     + " | ".join(f"{h:.2f} h" for h in hours) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -105,6 +127,9 @@ def main() -> None:
     parser.add_argument("--per-slice", type=float, help="with --list: seconds per slice (encoder)")
     parser.add_argument("--per-box", type=float, help="with --list: seconds per box (decoder)")
     parser.add_argument("--smoke", action="store_true", help="the bundled sample, 2 slices")
+    parser.add_argument("--json", type=Path, help="also write the measurement to this JSON file")
+    parser.add_argument("--render", type=Path, help="write the page block from a --json file; measure nothing")
+    parser.add_argument("--page", type=Path, help="replace the <!-- medsam_speed --> block of this page")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.smoke:
@@ -115,17 +140,25 @@ def main() -> None:
         return
     if not args.data:
         parser.error("--data is required (or --smoke)")
+    counts = {budget: count(args.data, budget) for budget in BUDGETS}
     if args.list:
         if args.per_slice is None or args.per_box is None:
             parser.error("--list needs --per-slice and --per-box (seconds, from a measurement)")
-        print("\n".join(estimate_lines(args.data, args.per_slice, args.per_box)))
+        print("\n".join(estimate_lines(counts, args.per_slice, args.per_box)))
         return
-    result = measure(args.data, args.budget, args.slices, args.seed)
-    print(json.dumps(result, indent=2))
-    for name in ("wall", "cpu"):
-        print(f"{name} seconds:")
-        print("\n".join(estimate_lines(args.data, result[f"{name}_per_slice_embed_s"],
-                                       result[f"{name}_per_box_decode_s"])))
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        result, command = saved["result"], saved["command"]
+    else:
+        result = measure(args.data, args.budget, args.slices, args.seed)
+        command = (f"python benchmarks/medsam_speed.py --data DATA --budget {args.budget} --slices {args.slices} "
+                   f"--threads {args.threads} --seed {args.seed}")
+        if args.json:
+            args.json.write_text(json.dumps({"result": result, "command": command}, indent=2))
+    block = render(result, counts, command)
+    print(block)
+    if args.page:
+        replace_marked_block(args.page, "medsam_speed", block)
 
 
 if __name__ == "__main__":
