@@ -123,3 +123,15 @@ class one_thread:  # noqa: N801 (used as a context manager, like torch.no_grad)
 
     def __exit__(self, *exc: object) -> None:
         torch.set_num_threads(self._threads)
+
+
+def shipped_schedule(name: str = "quick") -> dict[str, Any]:
+    """The override block of a shipped schedule, as ``configs/_base_/schedules.yaml`` writes it.
+
+    Tests that name the CPU schedule's numbers read them here, so that changing the schedule is one edit.
+    """
+    import yaml
+
+    from frugalseg.config import configs_dir
+
+    return yaml.safe_load((configs_dir() / "_base_" / "schedules.yaml").read_text())["schedules"][name]

@@ -94,7 +94,8 @@ def test_shipped_config_paper_and_quick():
     # the quick rows compare like with like: same budget, input, batch mix and iterations as mean_teacher
     assert quick.data == mt.data and quick.train == mt.train and quick.model == mt.model
     q_stages = build_method(quick, 1, 4).stages(quick.train.iterations)
-    assert [s.iterations for s in q_stages] == [667, 667, 666]
+    lengths = [s.iterations for s in q_stages]  # the CPU schedule in thirds
+    assert sum(lengths) == quick.train.iterations and max(lengths) - min(lengths) <= 1
     assert all(s.batch_size is None for s in q_stages)
     assert load_config("acdc_action", ["schedule=quick", "method.options.anco=false"]).method.options["anco"] is False
 
