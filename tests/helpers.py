@@ -9,8 +9,8 @@ import torch
 
 from frugalseg.config import RunConfig, build_config
 from frugalseg.data.dataset import SliceDataset
+from frugalseg.engine.batches import select_items
 from frugalseg.engine.run_data import RunData, load_run_data
-from frugalseg.engine.trainer import select_items
 from frugalseg.methods import build_method
 from frugalseg.training import StepContext
 

@@ -164,6 +164,27 @@ def _mlp_head(in_channels: int, hidden: int, num_classes: int, norm: Norm, act: 
     )
 
 
+def _check_sizes(in_channels: int, num_classes: int, features: tuple[int, ...], dropout: tuple[float, ...],
+                 head_dropout: float, ds_hidden: int | None, norm_groups: int | None) -> None:
+    """:class:`ValueError` naming the first size that does not fit (``ds_hidden``, ``norm_groups``: ``None`` unused)."""
+    if in_channels < 1 or num_classes < 1:
+        raise ValueError(f"in_channels and num_classes must be positive; got {in_channels}, {num_classes}")
+    if len(features) < 2 or any(f < 1 for f in features):
+        raise ValueError(f"features must hold at least two positive channel counts; got {features}")
+    if len(dropout) != len(features):
+        raise ValueError(f"dropout needs one probability per level ({len(features)}); got {dropout}")
+    if any(not 0.0 <= p < 1.0 for p in (*dropout, head_dropout)):
+        raise ValueError(f"dropout probabilities must lie in [0, 1); got {dropout}, head_dropout={head_dropout}")
+    if ds_hidden is not None and ds_hidden < 1:
+        raise ValueError(f"ds_hidden must be positive; got {ds_hidden}")
+    if norm_groups is not None:
+        widths = (*features, ds_hidden) if ds_hidden is not None else features
+        bad = [c for c in widths if norm_groups < 1 or c % norm_groups]
+        if bad:
+            raise ValueError(f"norm='group' needs channel counts divisible by norm_groups={norm_groups}; "
+                             f"{bad} are not")
+
+
 class UNet(nn.Module):
     """A 2D U-Net with optional deep-supervision heads and feature taps.
 
@@ -216,23 +237,9 @@ class UNet(nn.Module):
         head_ = OutputHead.parse(head, "head")
         features = tuple(int(f) for f in features)
         dropout = tuple(float(p) for p in dropout)
-        if in_channels < 1 or num_classes < 1:
-            raise ValueError(f"in_channels and num_classes must be positive; got {in_channels}, {num_classes}")
-        if len(features) < 2 or any(f < 1 for f in features):
-            raise ValueError(f"features must hold at least two positive channel counts; got {features}")
-        if len(dropout) != len(features):
-            raise ValueError(f"dropout needs one probability per level ({len(features)}); got {dropout}")
-        if any(not 0.0 <= p < 1.0 for p in (*dropout, head_dropout)):
-            raise ValueError(f"dropout probabilities must lie in [0, 1); got {dropout}, head_dropout={head_dropout}")
-        uses_hidden = deep_supervision or head_ == OutputHead.MLP
-        if uses_hidden and ds_hidden < 1:
-            raise ValueError(f"ds_hidden must be positive; got {ds_hidden}")
-        if norm_ == Norm.GROUP:
-            widths = (*features, ds_hidden) if uses_hidden else features
-            bad = [c for c in widths if norm_groups < 1 or c % norm_groups]
-            if bad:
-                raise ValueError(f"norm='group' needs channel counts divisible by norm_groups={norm_groups}; "
-                                 f"{bad} are not")
+        _check_sizes(in_channels, num_classes, features, dropout, head_dropout,
+                     ds_hidden if deep_supervision or head_ == OutputHead.MLP else None,
+                     norm_groups if norm_ == Norm.GROUP else None)
 
         self.in_channels = in_channels
         self.num_classes = num_classes
