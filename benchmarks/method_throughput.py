@@ -11,7 +11,7 @@ it, the data being loaded already; each method in its own subprocess so that not
 method's run is counted. With ``--out`` the table replaces the ``<!-- method_throughput -->``
 block of that page.
 
-    python benchmarks/method_throughput.py --data ../shared/data/ACDC --out docs/performance.md
+    python benchmarks/method_throughput.py --data /path/to/ACDC --out docs/performance.md
     python benchmarks/method_throughput.py --smoke --out /tmp/perf.md   # seconds, on the bundled sample
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import yaml
 from train_step import PAGE_HEADER  # the other benchmarks' page header (this folder is on sys.path)
 
 from frugalseg.bench.provenance import device_name, machine_description, utc_now
+from frugalseg.config import DATA_ENV
 from frugalseg.files import replace_marked_block
 
 SMOKE = ["data.patch_size=[64,64]", "model.features=[8,16,32,64,128]", "train.precision=off"]
@@ -185,7 +187,8 @@ def table(results: dict[str, dict], configs: dict[str, str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data/ACDC")
+    p.add_argument("--data", default=os.environ.get(DATA_ENV), required=DATA_ENV not in os.environ,
+                   help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--schedule", default="quick", help="schedule of the shipped configs (quick: 128x128, batch 8)")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations per stage")
     p.add_argument("--iters", type=int, default=10, help="timed iterations per stage")

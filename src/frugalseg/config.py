@@ -312,7 +312,9 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from exc
-    from frugalseg.methods import validate_method_options  # late import: methods import this module
+    # late import: only the method registry knows each method's options, and importing the schema must load
+    # no method (docs/architecture.md, the one allowed upward import)
+    from frugalseg.methods import validate_method_options
 
     validate_method_options(config.method, source)
     return config

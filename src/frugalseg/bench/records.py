@@ -410,7 +410,8 @@ def write_record(
                              "slices": list(panel.slices), "shape": list(panel.labels.shape)}
         if method_state is not None:
             buf = io.BytesIO()
-            np.savez_compressed(buf, **method_state.arrays)
+            arrays: dict[str, Any] = dict(method_state.arrays)  # numpy's stubs read ** as allow_pickle
+            np.savez_compressed(buf, **arrays)
             _write_bytes_synced(tmp / METHOD_STATE_FILE, buf.getvalue())
             tree["method_state"] = {"file": METHOD_STATE_FILE, "checkpoint": method_state.checkpoint,
                                     "iteration": method_state.iteration, "keys": sorted(method_state.arrays)}

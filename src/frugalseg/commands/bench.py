@@ -154,15 +154,15 @@ class Plan:
         if any(r.minutes is None for r in self.rows):
             return None
         n = len(self.seeds) if seeds is None else seeds
-        training = n * sum(r.minutes * scale for r in self.rows)  # type: ignore[operator]
+        training = n * sum((r.minutes or 0.0) * scale for r in self.rows)  # every row has minutes here
         return training / speedup + n * len(self.rows) * self.eval_minutes
 
     def remaining_minutes(self, speedup: float = 1.0) -> float | None:
         """Like :meth:`total_minutes` for the runs not finished yet."""
         if any(r.minutes is None for r in self.rows):
             return None
-        left = [(len(self.seeds) - r.done, r.minutes) for r in self.rows]
-        training = sum(n * minutes for n, minutes in left)  # type: ignore[operator]
+        left = [(len(self.seeds) - r.done, r.minutes or 0.0) for r in self.rows]  # every row has minutes here
+        training = sum(n * minutes for n, minutes in left)
         return training / speedup + sum(n for n, _ in left) * self.eval_minutes
 
 
@@ -233,7 +233,7 @@ def _fit_hints(plan: Plan, matrix: Matrix, jobs: int) -> list[str]:
     speedup, step = est.speedup(jobs), 500
     base = plan.iterations  # the rows' estimates are for these iterations already
     for iterations in range(base - step, 0, -step) if base else ():
-        scaled = plan.total_minutes(scale=iterations / base, speedup=speedup)
+        scaled = plan.total_minutes(scale=iterations / (base or 1), speedup=speedup)  # base > 0 in this loop
         if scaled is not None and scaled <= limit:
             hints.append(f"  --set train.iterations={iterations}   (every row {iterations} iterations instead of "
                          f"{base}): {_hours(scaled)}")
@@ -316,14 +316,14 @@ def _write_csvs(results: dict[str, RowResult], folder: Path, cost_model: CostMod
             written[f"per-volume scores of `{which}.pt` of every run (row, seed, then `frugalseg eval`'s columns)"] \
                 = path
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["row", "method", "seed", "record", "run", "train_seconds", "annotation_seconds", "config"])
+    runs_writer = csv.writer(buf, lineterminator="\n")
+    runs_writer.writerow(["row", "method", "seed", "record", "run", "train_seconds", "annotation_seconds", "config"])
     for res in results.values():
         for record in res.records:
             cost = None if record.counts is None else counts_cost(record.counts, cost_model)
-            writer.writerow([res.row.label, res.method, record.seed, _relative(record.path, page_dir), record.run,
-                             f"{record.train_seconds:.0f}", "" if cost is None else f"{cost.seconds:.0f}",
-                             res.row.spec])
+            runs_writer.writerow([res.row.label, res.method, record.seed, _relative(record.path, page_dir),
+                                  record.run, f"{record.train_seconds:.0f}",
+                                  "" if cost is None else f"{cost.seconds:.0f}", res.row.spec])
     path = folder / "runs.csv"
     write_text_atomic(path, buf.getvalue(), overwrite=True)
     written["every run: its record (beside this page), the run folder it was trained in, training seconds, "
@@ -389,7 +389,7 @@ def _figures(matrix: Matrix, results: dict[str, RowResult], data: str, folder: P
         return figures
     first = next(iter(panels.values()))
     case = _panel_case(data, first, log)
-    if case is None:
+    if case is None or case.label is None:
         return figures
     for label, panel in panels.items():
         if (panel.case, panel.slices) != (first.case, first.slices):
