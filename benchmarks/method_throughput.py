@@ -125,9 +125,9 @@ def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int,
 
     ``before_training`` runs once the data is loaded, just before the training (``side_by_side.py``
     waits there so that parts in several processes start together)."""
-    from frugalseg.commands.train import train_run
     from frugalseg.engine.run_data import load_run_data
     from frugalseg.methods import build_method
+    from frugalseg.train import train_run
 
     per_stage = warmup + iters
     probe = _config(config_name, data, schedule, per_stage, extra)

@@ -60,8 +60,8 @@ def bare(batch: int, size: int, iters: int, warmup: int, bf16: bool, channels_la
 
 
 def engine(data: str, batch: int, size: int, iters: int, warmup: int, precision: str, channels_last: bool) -> dict:
-    from frugalseg.commands.train import train_run
     from frugalseg.config import load_config
+    from frugalseg.train import train_run
 
     total = warmup + iters
     config = load_config("acdc_supervised", [

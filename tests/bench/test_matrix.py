@@ -25,11 +25,11 @@ def test_parse_row_rejects_bad_rows(text):
         parse_row(text)
 
 
-def test_row_config_applies_overrides_in_compare_methods_order():
+def test_row_config_applies_overrides_in_the_benchs_order():
     row = parse_row("x=acdc_supervised,train.seed=7,data.simulate.kind=budget,data.simulate.budget=masks3")
     cfg = row_config(row, ROOT, "quick", seed=1, extra=["train.iterations=20"])
     assert cfg.data.root == ROOT and cfg.schedule == "quick"
-    assert cfg.train.seed == 7  # the row's own override comes after the seed, as compare_methods passed them
+    assert cfg.train.seed == 7  # the row's own override comes after the seed, as the bench passes them
     assert cfg.train.iterations == 20 and cfg.data.patch_size == (128, 128)
     assert cfg.data.simulate is not None and cfg.data.simulate.budget == "masks3"
 
@@ -143,7 +143,7 @@ def test_shared_row_trains_the_same_on_the_tables_budget(tmp_path, method, own, 
     On the sample (4 training patients) the budgets' first 3 or 7 masked patients are cut to 2, so that both
     budgets leave patients unmasked (unlabelled in one, boxes or tags in the other).
     """
-    from frugalseg.commands.train import train_run
+    from frugalseg.train import train_run
     from frugalseg.training.checkpoint import load_checkpoint
     from tests.helpers import tiny_config
 

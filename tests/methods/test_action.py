@@ -7,7 +7,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from frugalseg.commands.train import train_run
 from frugalseg.config import build_config, load_config
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.errors import ConfigError
@@ -15,6 +14,7 @@ from frugalseg.losses.distillation import soft_distillation_kl
 from frugalseg.methods import METHODS, build_method, get_method
 from frugalseg.methods.action import ACTION, STAGES, ACTIONOptions, window_crops
 from frugalseg.methods.anchor_queue import AnchorQueue
+from frugalseg.train import train_run
 from frugalseg.training import Stage, StepContext
 from frugalseg.training.checkpoint import load_checkpoint
 from frugalseg.training.schedules import split_iterations

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from frugalseg.bench.records import read_record, recorded_method_state, write_record
-from frugalseg.commands.train import train_run
 from frugalseg.config import load_config
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
@@ -30,6 +29,7 @@ from frugalseg.methods.dii_dcr import (
 )
 from frugalseg.methods.restore import load_trained_model
 from frugalseg.nets import UNet
+from frugalseg.train import train_run
 from frugalseg.training import StepContext
 from frugalseg.training.checkpoint import load_checkpoint
 from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, shipped_schedule, tiny_config

@@ -30,7 +30,7 @@ stage (every method but ACTION) gets exactly the loop it had before stages exist
 
 The loop knows no method by name: it receives a built :class:`~frugalseg.training.Method` and the run's
 data. Building the method from ``method.name``, preparing the run folder and seeding are the command
-side's (:func:`frugalseg.commands.train.train_run`).
+side's (:func:`frugalseg.train.train_run`).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class _Run:
 class Trainer:
     """Train a built method on a run's data into ``run_dir`` (a folder the caller has prepared).
 
-    The caller (:func:`frugalseg.commands.train.train_run`) seeds the generators before building the
+    The caller (:func:`frugalseg.train.train_run`) seeds the generators before building the
     method, so that its initial weights and every random draw of the loop follow from the seed.
 
     Args:
