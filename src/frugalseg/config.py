@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from frugalseg.choices import StrEnum
 from frugalseg.errors import ConfigError
@@ -45,6 +45,14 @@ class OptimizerName(StrEnum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401
+        """``train.iterations=true`` must not run 1 iteration: a boolean is refused where a number is meant."""
+        from frugalseg.config_types import refuse_bool_number
+
+        return refuse_bool_number(cls.model_fields[info.field_name or ""].annotation, value)
 
 
 class SimulateConfig(_Strict):
@@ -231,6 +239,9 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
     schedules = raw.get("schedules") or {}
     if schedules and schedule not in schedules:
         raise ConfigError(f"{source}: schedule {schedule!r} is not one of {sorted(schedules)}")
+    if not schedules and "schedule" in cli and schedule != "paper":
+        raise ConfigError(f"{source}: schedule={schedule!r}, but this config has no schedules block (it always "
+                          "runs as written)")
     raw = apply_overrides(raw, schedules.get(schedule, {}))
     raw = apply_overrides(raw, cli)
     try:
@@ -240,6 +251,9 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
     from frugalseg.methods import validate_method_options  # late import: methods import this module
 
     validate_method_options(config.method, source)
+    from frugalseg.preflight import check_config  # what the network, the method and the device need
+
+    check_config(config, source)
     return config
 
 
@@ -247,9 +261,12 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML config (a path or a shipped config's name) and validate it with ``overrides``."""
     resolved = resolve_config_path(path)
     try:
-        tree = yaml.safe_load(resolved.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = resolved.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{resolved}: cannot read config ({exc})") from exc
+    from frugalseg.strict_yaml import load_yaml_text  # refuses duplicate keys
+
+    tree = load_yaml_text(text, resolved) or {}
     if not isinstance(tree, dict):
         raise ConfigError(f"{resolved}: a config must be a mapping of sections, got {type(tree).__name__}")
     config = build_config(tree, overrides, source=str(resolved))
@@ -263,6 +280,6 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         lines.append(f"{loc}: {msg}")
     return "; ".join(lines)

@@ -53,13 +53,13 @@ from frugalseg.engine.logs import RunLogger
 from frugalseg.engine.run_data import RunData, load_run_data
 from frugalseg.engine.schedules import ema_decay
 from frugalseg.engine.stages import StagePlan
-from frugalseg.errors import CheckpointError, DataError, OutputExistsError
+from frugalseg.errors import DataError
 from frugalseg.methods import Method, get_method
 from frugalseg.methods.base import StepContext
 from frugalseg.nets import UNet
-
-RUN_MARKER = "config.json"
-"""A folder holding this file is a frugalseg run folder."""
+from frugalseg.preflight import annotations_origin, check_run_inputs
+from frugalseg.resume_check import check_resume, record_changes
+from frugalseg.run_folder import RUN_MARKER, RunFolder, RunMode
 
 
 @dataclass
@@ -126,22 +126,18 @@ def select_items(dataset: SliceDataset, requirements: dict[str, Any], method_nam
         chosen = list(range(len(dataset)))
         what = "items"
     if not chosen:
-        raise DataError(Path("<annotations>"), f"method {method_name!r} needs {what}, and the annotations give none")
+        raise DataError(Path(dataset.origin), f"method {method_name!r} needs {what}, and the annotations give none")
     return chosen
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to write into an existing run unless asked to resume it or overwrite it (checked before any work)."""
-    if resume:
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(run_dir, "pass --resume to continue that run or --overwrite to replace it")
-        if not (run_dir / RUN_MARKER).is_file():
-            raise OutputExistsError(run_dir, "it is not a frugalseg run folder; refusing to delete it")
-        shutil.rmtree(run_dir)
+    """Refuse to write into an existing run unless asked to resume it or overwrite it (checked before any work).
+
+    Kept for callers of the old API: it checks only; :class:`~frugalseg.run_folder.RunFolder` replaces an
+    old run once the new one has started cleanly.
+    """
+    mode = RunMode.RESUME if resume else RunMode.OVERWRITE if overwrite else RunMode.NEW
+    RunFolder(run_dir, mode).check()
 
 
 class Trainer:
@@ -167,14 +163,19 @@ class Trainer:
         progress: bool = True,
         run_data: RunData | None = None,
         stop_at: int | None = None,
+        resume_with_changes: bool = False,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.resume = resume
+        self.resume = resume or resume_with_changes
         self.overwrite = overwrite
         self.progress = progress
         self._run_data = run_data
         self.stop_at = stop_at
+        self.resume_with_changes = resume_with_changes
+        mode = RunMode.RESUME if self.resume else RunMode.OVERWRITE if overwrite else RunMode.NEW
+        self.folder = RunFolder(self.run_dir, mode)
+        self._resume_from: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -183,22 +184,33 @@ class Trainer:
         device = resolve_device(cfg, info.local_rank)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        changes: dict[str, tuple[Any, Any]] = {}
         if info.is_main:
-            prepare_run_dir(self.run_dir, self.resume, self.overwrite)
+            self.folder.check()  # before any input is read: an existing folder, a resume with nothing to resume
+            changes = check_resume(self.run_dir, cfg.to_dict(), self.resume_with_changes) if self.resume else {}
         dist_utils.barrier(info)
         data = self._run_data or load_run_data(cfg, annotations_out=None)
-        if info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / RUN_MARKER).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-            if data.annotations is not None and not (self.run_dir / "annotations.json").exists():
-                from frugalseg.data.annotations import save_annotations
-
-                save_annotations(data.annotations, self.run_dir / "annotations.json", overwrite=True)
-        seed_everything(cfg.train.seed + info.rank)
+        check_run_inputs(cfg, data)
+        if self.resume:
+            self._resume_from = load_checkpoint(self.run_dir / "checkpoints" / "last.pt", map_location="cpu")
         try:
-            return self._train(data, info, device)
+            if info.is_main:  # every input is checked: from here on the folder changes (rolled back on failure)
+                self.folder.open(cfg.to_dict())
+                if changes:
+                    record_changes(self.run_dir, changes, int(self._resume_from["iteration"]), cfg.to_dict())
+                if data.annotations is not None and not (self.run_dir / "annotations.json").exists():
+                    from frugalseg.data.annotations import save_annotations
+
+                    save_annotations(data.annotations, self.run_dir / "annotations.json", overwrite=True)
+            seed_everything(cfg.train.seed + info.rank)
+            result = self._train(data, info, device)
+        except BaseException:
+            self.folder.abort()
+            raise
         finally:
             dist_utils.shutdown(info)
+        self.folder.close()
+        return result
 
     # ------------------------------------------------------------------------------------------------------------
     def _train(self, data: RunData, info: dist_utils.DistInfo, device: torch.device) -> TrainResult:
@@ -208,7 +220,7 @@ class Trainer:
         requirements = method.requirements(method.options)
         dataset = SliceDataset(
             data.train_items, data.annotations, num_classes, cfg.data.patch_size, augment=cfg.data.augment,
-            intensity_jitter=cfg.data.intensity_jitter,
+            intensity_jitter=cfg.data.intensity_jitter, origin=annotations_origin(cfg),
         )
         chosen = select_items(dataset, requirements, cfg.method.name)
         total = cfg.train.iterations
@@ -248,16 +260,17 @@ class Trainer:
         amp_dtype = autocast_dtype(cfg.train.precision, device)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16 and device.type == "cuda")
 
-        start, best_dice, best_it = 0, -1.0, -1
+        start, best_dice, best_it, seconds_before = 0, -1.0, -1, 0.0
         logger = RunLogger(self.run_dir, enabled=info.is_main)
         if self.resume:
-            ckpt = load_checkpoint(self.run_dir / "checkpoints" / "last.pt", map_location=device)
+            ckpt = self._resume_from
             method.load_state_dict(ckpt["method"])
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             scaler.load_state_dict(ckpt["scaler"])
             torch.set_rng_state(ckpt["rng"]["torch"][info.rank % len(ckpt["rng"]["torch"])])
             start, best_dice, best_it = ckpt["iteration"], ckpt["best_dice"], ckpt["best_iteration"]
+            seconds_before = float(ckpt.get("train_seconds", 0.0))  # a resumed run's summary gives the total
             logger.truncate_after(start)
 
         def checkpoint_payload(iteration: int, rng: list[torch.Tensor]) -> dict[str, Any]:
@@ -273,6 +286,7 @@ class Trainer:
                 "rng": {"torch": rng},
                 "best_dice": best_dice,
                 "best_iteration": best_it,
+                "train_seconds": seconds_before + time.perf_counter() - t0,
             }
 
         method.train()
@@ -343,13 +357,14 @@ class Trainer:
                 payload = checkpoint_payload(done, _gather_rng(info))  # every rank joins the RNG gather
                 if info.is_main:
                     save_checkpoint(payload, self.run_dir / "checkpoints" / "last.pt")
+                    self.folder.checkpoint_written()  # an old run moved aside by --overwrite goes now
                     if stage_end:
                         save_checkpoint(payload, self.run_dir / "checkpoints" / f"stage_{ctx.stage}.pt")
             if stopping:
                 break
         bar.close()
         logger.close()
-        seconds = time.perf_counter() - t0
+        seconds = seconds_before + time.perf_counter() - t0
         if info.is_main and done == total:
             if not data.val_cases:  # no validation: the last weights are the ones to use
                 shutil.copyfile(self.run_dir / "checkpoints" / "last.pt", self.run_dir / "checkpoints" / "best.pt")
