@@ -3,7 +3,7 @@
 Sub-commands (DESIGN.md "Command line")::
 
     frugalseg simulate --data DIR --kind points|scribbles|boxes|tags|budget [--budget FILE] --seed N --out FILE
-    frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume] [--overwrite]
+    frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume | --resume-with-changes | --overwrite]
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg demo [--out DIR]
@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: runs/<config>-s<seed>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    g.add_argument("--resume-with-changes", action="store_true",
+                   help="resume although the command line changes the training (the changes go to run.log)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run folder (the old one is deleted once the new run has checkpointed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
     p = sub.add_parser("eval", help="per-volume Dice/Jaccard/HD95/ASD of a checkpoint")
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train on the bundled sample and write a report")
     p.add_argument("--out", type=Path, default=Path("frugalseg-demo"))
-    p.add_argument("--iterations", type=int, help="iterations per run (default: the demo's own)")
+    p.add_argument("--iterations", type=_positive_int, help="iterations per run (default: the demo's own)")
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("bench", help="train the benchmark matrix (resumable) and write docs/results.md")
@@ -129,11 +132,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         config = load_config(args.config, args.overrides)
         out = args.out or default_run_dir(config)
-        result = Trainer(config, out, resume=args.resume, overwrite=args.overwrite,
-                         progress=not args.no_progress).run()
+        result = Trainer(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                         resume_with_changes=args.resume_with_changes).run()
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
-            print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, "
-                  f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}")
+            best = (f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}"
+                    if result.best_iteration >= 0 else "no validation set: best.pt is the last weights")
+            print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, {best}")
         return 0
     if args.command == "eval":
         from frugalseg.commands.evaluate import evaluate_checkpoint

@@ -809,8 +809,13 @@ def simulate_file(
         DataError: the data folder cannot be read or lacks masks.
     """
     out = Path(out)
+    if out.is_dir():
+        raise OutputExistsError(out, "it is a folder; give --out the annotation file to write (e.g. clicks.json)")
     if out.exists() and not overwrite:
         raise OutputExistsError(out)
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputExistsError(parent, f"it is a file, so {out} cannot be written inside it")
     if kind not in KINDS:
         raise ConfigError(f"unknown simulation kind {kind!r} (known: {', '.join(KINDS)})")
     _check_seed(seed)

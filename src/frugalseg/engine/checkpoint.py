@@ -38,9 +38,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 (torch raises UnpicklingError, RuntimeError, EOFError...)
-        raise CheckpointError(
-            f"{path}: not a safe frugalseg checkpoint (refused by weights-only loading: {str(exc).splitlines()[0]})"
-        ) from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # an empty file raises an empty EOFError
+        size = path.stat().st_size
+        what = "an empty file (0 bytes)" if size == 0 else "not a safe frugalseg checkpoint"
+        raise CheckpointError(f"{path}: {what} (refused by weights-only loading: {first})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not a frugalseg checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")

@@ -59,7 +59,7 @@ from frugalseg.methods.base import StepContext
 from frugalseg.nets import UNet
 from frugalseg.preflight import annotations_origin, check_run_inputs
 from frugalseg.resume_check import check_resume, record_changes
-from frugalseg.run_folder import RUN_MARKER, RunFolder, RunMode
+from frugalseg.run_folder import RunFolder, RunMode
 
 
 @dataclass
