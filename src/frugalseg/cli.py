@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except FrugalsegError as exc:
-        print(f"frugalseg {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split("\n"))  # one line, whatever a file's keys or values hold
+        print(f"frugalseg {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"frugalseg {args.command}: interrupted", file=sys.stderr)

@@ -201,12 +201,14 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({' '.join(str(exc).split())})") from exc
     return key, value
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:  # noqa: ANN401
     """Set ``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating dicts along the way."""
+    if not isinstance(key, str):
+        raise ConfigError(f"key {key!r} is not a name")
     parts = key.split(".")
     node = tree
     for i, part in enumerate(parts[:-1]):
@@ -237,6 +239,10 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
     raw = dict(tree)
     schedule = cli.get("schedule", raw.get("schedule", "paper"))
     schedules = raw.get("schedules") or {}
+    if not isinstance(schedule, str):
+        raise ConfigError(f"{source}: schedule: a schedule name, not {schedule!r}")
+    if not isinstance(schedules, dict) or not all(isinstance(b, dict) for b in schedules.values()):
+        raise ConfigError(f"{source}: schedules: a mapping of schedule names to blocks of overrides")
     if schedules and schedule not in schedules:
         raise ConfigError(f"{source}: schedule {schedule!r} is not one of {sorted(schedules)}")
     if not schedules and "schedule" in cli and schedule != "paper":
@@ -279,7 +285,7 @@ def _describe(exc: ValidationError) -> str:
     """One line per bad key: ``train.iteratons: unknown key`` rather than pydantic's default wording."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in err["loc"])  # one line, always
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         lines.append(f"{loc}: {msg}")
     return "; ".join(lines)
