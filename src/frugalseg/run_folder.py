@@ -92,6 +92,7 @@ class RunFolder:
         self._aside: Path | None = None
         self._old_had_lock = True
         self._before: set[str] | None = None
+        self._opened = False
         self._committed = False
 
     # ---------------------------------------------------------------------------------------------------- checks
@@ -106,16 +107,16 @@ class RunFolder:
         """
         check_output_folder(self.path)
         self._note_leftovers()
+        if self.path.is_dir():
+            _probe_lock(self.path)  # first: "in use by pid N" says more than "already exists"
         if self.mode is RunMode.RESUME:
             if not (self.path / LAST_CHECKPOINT).is_file():
                 raise CheckpointError(f"{self.path}: nothing to resume (no {LAST_CHECKPOINT.as_posix()})")
-        elif _has_content(self.path):
+        elif _has_content(self.path, ignore_lock=True):
             if self.mode is RunMode.NEW:
                 raise OutputExistsError(self.path, "pass --resume to continue that run or --overwrite to replace it")
             if not (self.path / RUN_MARKER).is_file():
                 raise OutputExistsError(self.path, "it is not a frugalseg run folder; refusing to delete it")
-        if self.path.is_dir():
-            _probe_lock(self.path)
 
     def _note_leftovers(self) -> None:
         """Name an old folder a killed ``--overwrite`` left aside, so the user can find it."""
@@ -147,6 +148,7 @@ class RunFolder:
             self._unlock()
             self._restore()
             raise
+        self._opened = True  # from here on, what is in the folder is this run's (abort may remove it)
         if self._old_lock is not None:
             _release(self._old_lock, clear=False)
             self._old_lock = None
@@ -155,7 +157,7 @@ class RunFolder:
 
     def checkpoint_written(self) -> None:
         """The new run can be resumed from now on: the old folder (overwrite) is no longer needed."""
-        if self._committed:
+        if self._committed or not self._opened:
             return
         self._committed = True
         if self._aside is not None:
@@ -168,9 +170,12 @@ class RunFolder:
         self._unlock()
 
     def abort(self) -> None:
-        """The run failed. Before its first checkpoint a new run leaves nothing and the old folder returns."""
+        """The run failed. Before its first checkpoint a new run leaves nothing and the old folder returns.
+
+        A folder this process never opened (another process holds it, or a DDP rank other than 0) is left alone.
+        """
         self._unlock()
-        if not self._committed and self.mode is not RunMode.RESUME:
+        if self._opened and not self._committed and self.mode is not RunMode.RESUME:
             self._remove_new()
             self._restore()
 

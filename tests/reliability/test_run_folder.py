@@ -176,3 +176,17 @@ def test_predict_reads_an_unlabelled_hdf5_scan(finished, tmp_path):
     rc = main(["predict", "--checkpoint", str(finished / "checkpoints" / "last.pt"), "--input",
                str(tmp_path / "scan.h5"), "--out", str(tmp_path / "p")])
     assert rc == 0 and sorted(nib.load(tmp_path / "p" / "scan.nii.gz").shape) == [3, 36, 40]
+
+
+def test_a_run_that_loses_the_race_for_the_lock_removes_nothing(tmp_path):
+    first = RunFolder(tmp_path / "run")
+    first.open({"seed": 0})
+    (tmp_path / "run" / "annotations.json").write_text("{}")
+    before = digest(tmp_path / "run")
+    second = RunFolder(tmp_path / "run")  # checked before the first run existed, opening now
+    with pytest.raises(RunFolderBusy):
+        second.open({"seed": 1})
+    second.abort()  # what the trainer does on any failure
+    RunFolder(tmp_path / "run", RunMode.OVERWRITE).abort()  # a folder never opened (another DDP rank) is left alone
+    assert digest(tmp_path / "run") == before
+    first.close()
