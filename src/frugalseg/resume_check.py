@@ -51,7 +51,10 @@ def config_changes(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[
     for key in sorted(set(old) | set(new)):
         if key in HARMLESS or any(key.startswith(h + ".") for h in HARMLESS):
             continue
-        if old.get(key) != new.get(key):
+        a, b = old.get(key), new.get(key)
+        if key == "data.root" and isinstance(a, str) and isinstance(b, str):  # the same folder, spelt otherwise
+            a, b = (str(Path(v).expanduser().resolve()) for v in (a, b))
+        if a != b:
             changes[key] = (old.get(key), new.get(key))
     return changes
 
