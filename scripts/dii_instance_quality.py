@@ -46,10 +46,10 @@ from frugalseg.config import RunConfig
 from frugalseg.data.annotations import AnnotationFile, Item, load_annotations
 from frugalseg.data.candidates import rasterise
 from frugalseg.data.types import SliceItem
-from frugalseg.engine.checkpoint import load_checkpoint
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.files import replace_marked_block
 from frugalseg.methods.dii_dcr import DIIDCROptions, Granularity
+from frugalseg.training.checkpoint import load_checkpoint
 
 
 @dataclass

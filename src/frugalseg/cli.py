@@ -128,13 +128,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
         return 0
     if args.command == "train":
+        from frugalseg.commands.train import default_run_dir, train_run
         from frugalseg.config import load_config
-        from frugalseg.engine.trainer import Trainer, default_run_dir
 
         config = load_config(args.config, args.overrides)
         out = args.out or default_run_dir(config)
-        result = Trainer(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                         resume_with_changes=args.resume_with_changes).run()
+        result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                           resume_with_changes=args.resume_with_changes)
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
             best = (f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}"
                     if result.best_iteration >= 0 else "no validation set: best.pt is the last weights")

@@ -86,11 +86,11 @@ def check_config(config: RunConfig, source: str = "<config>") -> None:
         check_device(config.train.device)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    from frugalseg.engine.trainer import build_method
+    from frugalseg.methods import build_method
 
     try:
         with torch.device("meta"):
-            build_method(config, _PLACEHOLDER_CLASSES)
+            build_method(config, 1, _PLACEHOLDER_CLASSES)
     except (ValueError, TypeError, RuntimeError, KeyError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{source}: method {config.method.name!r} cannot be built with this model: {first}") from None
@@ -103,7 +103,8 @@ def check_run_inputs(config: RunConfig, data: RunData) -> None:
         DataError: naming the annotation file (or ``data.simulate``) when no item fits the method.
     """
     from frugalseg.data.dataset import SliceDataset
-    from frugalseg.engine.trainer import get_method, select_items
+    from frugalseg.engine.trainer import select_items
+    from frugalseg.methods import get_method
 
     cls = get_method(config.method.name)
     requirements = cls.requirements(cls.Options.model_validate(config.method.options))

@@ -94,6 +94,8 @@ class RunFolder:
         self._before: set[str] | None = None
         self._opened = False
         self._committed = False
+        self._changes: dict[str, tuple[Any, Any]] = {}
+        self._resumed_at = 0
 
     # ---------------------------------------------------------------------------------------------------- checks
     def check(self) -> None:
@@ -154,6 +156,14 @@ class RunFolder:
             self._old_lock = None
         if config is not None and self.mode is not RunMode.RESUME:
             (self.path / RUN_MARKER).write_text(json.dumps(config, indent=2) + "\n")
+        if config is not None and self._changes:
+            from frugalseg.resume_check import record_changes
+
+            record_changes(self.path, self._changes, self._resumed_at, config)
+
+    def accept_changes(self, changes: dict[str, tuple[Any, Any]], iteration: int) -> None:
+        """Changes a ``--resume-with-changes`` accepted: :meth:`open` logs them and stores the new config."""
+        self._changes, self._resumed_at = dict(changes), iteration
 
     def checkpoint_written(self) -> None:
         """The new run can be resumed from now on: the old folder (overwrite) is no longer needed."""

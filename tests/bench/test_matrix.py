@@ -143,8 +143,8 @@ def test_shared_row_trains_the_same_on_the_tables_budget(tmp_path, method, own, 
     On the sample (4 training patients) the budgets' first 3 or 7 masked patients are cut to 2, so that both
     budgets leave patients unmasked (unlabelled in one, boxes or tags in the other).
     """
-    from frugalseg.engine.checkpoint import load_checkpoint
-    from frugalseg.engine.trainer import Trainer
+    from frugalseg.commands.train import train_run
+    from frugalseg.training.checkpoint import load_checkpoint
     from tests.helpers import tiny_config
 
     states = []
@@ -156,7 +156,7 @@ def test_shared_row_trains_the_same_on_the_tables_budget(tmp_path, method, own, 
         cfg = tiny_config(method, data={"simulate": {"kind": "budget", "budget": str(path), "seed": 0}},
                           train={"iterations": 3, "checkpoint_every": 3},
                           model={"deep_supervision": method == "mlds"})
-        Trainer(cfg, tmp_path / f"run_{name}", progress=False).run()
+        train_run(cfg, tmp_path / f"run_{name}", progress=False)
         states.append(load_checkpoint(tmp_path / f"run_{name}" / "checkpoints" / "last.pt")["method"])
     annotated = [yaml.safe_load((tmp_path / f"run_{n}" / "annotations.json").read_text()) for n in (own, table)]
     assert annotated[0]["items"] != annotated[1]["items"]  # the budgets really differ on the sample

@@ -128,7 +128,7 @@ def _pickle_checkpoint(world: Path) -> None:
 
 
 def _other_architecture(world: Path) -> None:
-    from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
+    from frugalseg.training.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(world / "run" / "checkpoints" / "best.pt")
     ckpt.pop("format")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from frugalseg.engine.checkpoint import load_checkpoint
+from frugalseg.training.checkpoint import load_checkpoint
 from tests.helpers import sample_root
 
 FAST = ["train.batch_size=2", "data.patch_size=[32,32]", "model.features=[4,8,16,32,64]", "train.precision=off",

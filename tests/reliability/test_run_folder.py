@@ -14,12 +14,13 @@ import time
 import pytest
 
 from frugalseg.cli import main
+from frugalseg.commands.train import train_run
 from frugalseg.engine import trainer as trainer_module
-from frugalseg.engine.checkpoint import load_checkpoint
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.engine.trainer import Trainer
 from frugalseg.errors import ConfigError
 from frugalseg.run_folder import LOCK_NAME, RunFolder, RunFolderBusy, RunMode
+from frugalseg.training.checkpoint import load_checkpoint
 from tests.helpers import sample_root, tiny_config
 from tests.reliability.cases import digest
 
@@ -33,7 +34,7 @@ def points():
 @pytest.fixture
 def finished(tmp_path, points):
     cfg, data = points
-    Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+    train_run(cfg, tmp_path / "run", progress=False, run_data=data)
     return tmp_path / "run"
 
 
@@ -82,7 +83,7 @@ def test_overwrite_failing_before_its_first_checkpoint_puts_the_old_run_back(fin
 
     monkeypatch.setattr(Trainer, "_train", fail)
     with pytest.raises(RuntimeError):
-        Trainer(cfg, finished, overwrite=True, progress=False, run_data=data).run()
+        train_run(cfg, finished, overwrite=True, progress=False, run_data=data)
     assert digest(finished) == before and not _asides(finished)
 
 
@@ -101,7 +102,7 @@ def test_overwrite_deletes_the_old_run_once_the_new_one_has_checkpointed(finishe
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_fail)
     new_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": old + 1})})
     with pytest.raises(KeyboardInterrupt):
-        Trainer(new_cfg, finished, overwrite=True, progress=False, run_data=data).run()
+        train_run(new_cfg, finished, overwrite=True, progress=False, run_data=data)
     assert not _asides(finished)  # the new run can be resumed: the old one is gone
     assert load_checkpoint(finished / "checkpoints" / "last.pt")["config"]["train"]["seed"] == old + 1
 
@@ -110,11 +111,11 @@ def test_a_fresh_run_that_fails_leaves_nothing(tmp_path, points, monkeypatch):
     cfg, data = points
     monkeypatch.setattr(Trainer, "_train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
-        Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+        train_run(cfg, tmp_path / "run", progress=False, run_data=data)
     assert not (tmp_path / "run").exists()
     (tmp_path / "empty").mkdir()  # a folder the user made beforehand stays, empty
     with pytest.raises(RuntimeError):
-        Trainer(cfg, tmp_path / "empty", progress=False, run_data=data).run()
+        train_run(cfg, tmp_path / "empty", progress=False, run_data=data)
     assert list((tmp_path / "empty").iterdir()) == []
 
 
@@ -122,8 +123,8 @@ def test_resume_with_changes_is_logged(finished, points):
     cfg, data = points
     longer = cfg.model_copy(update={"train": cfg.train.model_copy(update={"iterations": 8})})
     with pytest.raises(ConfigError, match="train.iterations: stored 6, given 8"):
-        Trainer(longer, finished, resume=True, progress=False, run_data=data).run()
-    Trainer(longer, finished, resume_with_changes=True, progress=False, run_data=data).run()
+        train_run(longer, finished, resume=True, progress=False, run_data=data)
+    train_run(longer, finished, resume_with_changes=True, progress=False, run_data=data)
     log = (finished / "run.log").read_text()
     assert "resumed at iteration 6 with changes" in log and "train.iterations: 6 -> 8" in log
     assert json.loads((finished / "config.json").read_text())["train"]["iterations"] == 8
@@ -132,19 +133,19 @@ def test_resume_with_changes_is_logged(finished, points):
 
 def test_harmless_changes_resume_without_the_flag(tmp_path, points):
     cfg, data = points
-    Trainer(cfg, tmp_path / "run", progress=False, run_data=data, stop_at=3).run()
+    train_run(cfg, tmp_path / "run", progress=False, run_data=data, stop_at=3)
     quieter = cfg.model_copy(update={"train": cfg.train.model_copy(update={"log_every": 2, "threads": 1})})
-    Trainer(quieter, tmp_path / "run", resume=True, progress=False, run_data=data).run()
+    train_run(quieter, tmp_path / "run", resume=True, progress=False, run_data=data)
     assert not (tmp_path / "run" / "run.log").exists()
 
 
 def test_summary_train_seconds_is_the_total_after_a_resume(tmp_path, points):
     cfg, data = points
-    Trainer(cfg, tmp_path / "run", progress=False, run_data=data, stop_at=3).run()
+    train_run(cfg, tmp_path / "run", progress=False, run_data=data, stop_at=3)
     first = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["train_seconds"]
     assert first > 0
     time.sleep(0.01)
-    result = Trainer(cfg, tmp_path / "run", resume=True, progress=False, run_data=data).run()
+    result = train_run(cfg, tmp_path / "run", resume=True, progress=False, run_data=data)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["train_seconds"] == pytest.approx(result.seconds) and summary["train_seconds"] > first
 

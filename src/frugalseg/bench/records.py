@@ -296,8 +296,8 @@ def predict_panel(checkpoint: Path, data: str | Path, device: str | None = None,
 
     from frugalseg.bench.figures import pick_slices
     from frugalseg.data.sources import open_source
-    from frugalseg.engine.restore import load_trained_model
     from frugalseg.evaluation.inference import predict_volume
+    from frugalseg.methods.restore import load_trained_model
 
     source = open_source(data)
     val = source.case_ids("val")
@@ -323,8 +323,8 @@ def recorded_method_state(run: Path, checkpoint: str = PANEL_CHECKPOINT) -> Meth
     Raises:
         RecordError: the run's config, its checkpoint or a listed state entry is missing or unreadable.
     """
-    from frugalseg.engine.checkpoint import load_checkpoint
     from frugalseg.methods import get_method
+    from frugalseg.training.checkpoint import load_checkpoint
 
     config = _read_json(run / "config.json", "run config")
     try:

@@ -37,9 +37,9 @@ DEMO_RUNS = {"pce": "sample_pce", "supervised": "sample_supervised"}
 def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = False) -> Path:
     """Run the demo into ``out``; return the path of the Markdown report."""
     from frugalseg.commands.evaluate import evaluate_checkpoint
+    from frugalseg.commands.train import train_run
     from frugalseg.data.annotations import save_annotations
     from frugalseg.engine.run_data import load_run_data
-    from frugalseg.engine.trainer import Trainer
 
     out = check_output_folder(out)
     if iterations is not None and iterations < 1:
@@ -59,7 +59,7 @@ def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = F
         if name == "pce" and data.annotations is not None:
             save_annotations(data.annotations, out / "annotations.json", overwrite=True)
         run_dir = out / "runs" / name
-        Trainer(config, run_dir, overwrite=True, run_data=data).run()
+        train_run(config, run_dir, overwrite=True, run_data=data)
         res = evaluate_checkpoint(run_dir / "checkpoints" / "best.pt", data_root, out / "eval" / name, overwrite=True)
         summaries[name] = res.summary
     seconds = time.perf_counter() - started
@@ -143,8 +143,8 @@ def _plot_predictions(out: Path, data_root: Path, names: list[str], n_slices: in
     import matplotlib.pyplot as plt
 
     from frugalseg.data.sources import open_source
-    from frugalseg.engine.restore import load_trained_model
     from frugalseg.evaluation.inference import predict_volume
+    from frugalseg.methods.restore import load_trained_model
 
     source = open_source(data_root)
     case = source.load_case(source.case_ids("val")[0])

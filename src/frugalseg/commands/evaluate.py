@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from frugalseg.data.sources import open_source
-from frugalseg.engine.restore import load_trained_model
 from frugalseg.engine.run_data import check_ids, read_case_list
 from frugalseg.errors import CheckpointError, DataError, OutputExistsError
+from frugalseg.methods.restore import load_trained_model
 from frugalseg.preflight import check_device
 from frugalseg.run_folder import check_output_folder
 

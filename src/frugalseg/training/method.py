@@ -6,8 +6,8 @@ over :meth:`Method.trainable_parameters`, updates every EMA teacher the method
 declares in :attr:`Method.ema_pairs`, and checkpoints the method's whole
 ``state_dict`` (networks, teachers and any registered buffers such as memory
 banks or per-instance weights). A new method is one file: subclass
-:class:`Method`, give it an ``Options`` model, decorate it with
-:func:`register_method`.
+``Method[ItsOptions]``, set ``Options = ItsOptions``, decorate it with
+the registry's ``register_method``.
 
 A method whose paper trains in several phases (ACTION: pre-training, then
 fine-tuning) lists them in :meth:`Method.stages`: consecutive ranges of the
@@ -22,11 +22,13 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
+
+from frugalseg.training.stages import Stage, StepContext
 
 Batch = Mapping[str, Tensor]
 """A collated batch from :class:`frugalseg.data.dataset.SliceDataset` (``image``, ``candidates``, ``label``, ...)."""
@@ -36,62 +38,6 @@ class MethodOptions(BaseModel):
     """Base of every method's options: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One consecutive range of a run's iterations with its own schedule (see :meth:`Method.stages`).
-
-    At the first iteration of a stage the engine clears the optimiser's state (momentum, Adam moments) when
-    ``reset_optimizer``, as a new training script would; sets the values of ``optimizer`` in every parameter
-    group (e.g. ``{"nesterov": True}`` for SGD); calls :meth:`Method.on_stage_start`. During the stage the
-    poly learning rate runs over the stage's own length, and batches hold ``batch_size`` items
-    (``mask_items_per_batch`` of them with masks under two-stream sampling). At its last iteration the
-    engine saves ``checkpoints/stage_<name>.pt`` beside ``last.pt``.
-
-    Attributes:
-        name: unique within the method; names the checkpoint and the log's stage column.
-        iterations: length; a stage of 0 iterations is skipped.
-        batch_size: global batch size; ``None``: ``train.batch_size``.
-        mask_items_per_batch: two-stream slots for mask items; ``None``: ``data.mask_items_per_batch`` when
-            ``batch_size`` is ``None``, else half of ``batch_size``.
-        optimizer: parameter-group values set at the stage's start (a key the groups lack is an error).
-        reset_optimizer: clear the optimiser state at the stage's start (not for the run's first stage,
-            whose state is empty anyway).
-    """
-
-    name: str
-    iterations: int
-    batch_size: int | None = None
-    mask_items_per_batch: int | None = None
-    optimizer: Mapping[str, Any] = field(default_factory=dict)
-    reset_optimizer: bool = True
-
-
-@dataclass
-class StepContext:
-    """What a method may know about where training stands (for ramp-ups and stage switches).
-
-    ``iteration`` and ``max_iterations`` count over the whole run; ``stage``, ``stage_start`` and
-    ``stage_iterations`` place the iteration in its :class:`Stage` (a single-stage method sees one stage
-    spanning the run; a context built by hand without them means the same).
-    """
-
-    iteration: int
-    max_iterations: int
-    stage: str = ""
-    stage_start: int = 0
-    stage_iterations: int | None = None
-
-    @property
-    def stage_iteration(self) -> int:
-        """Iterations done within the current stage before this one."""
-        return self.iteration - self.stage_start
-
-    @property
-    def stage_length(self) -> int:
-        """Length of the current stage (the rest of the run when not given)."""
-        return self.max_iterations - self.stage_start if self.stage_iterations is None else self.stage_iterations
 
 
 @dataclass
@@ -114,9 +60,12 @@ class StepOutput:
 
 
 NetFactory = Callable[[], nn.Module]
+"""Builds one fresh network of the run's architecture (its input channels are the data's)."""
+
+OptionsT = TypeVar("OptionsT", bound=MethodOptions)
 
 
-class Method(nn.Module):
+class Method(nn.Module, Generic[OptionsT]):
     """Base class of every training method.
 
     Subclasses put trainable networks in ``self.nets`` and EMA teachers in
@@ -143,7 +92,9 @@ class Method(nn.Module):
     small method state that an analysis reads after training (DII's γ per weak instance), so the analysis
     can be redone from the record once the run folder and its checkpoints are gone (``frugalseg.bench.records``)."""
 
-    def __init__(self, options: MethodOptions, build_net: NetFactory, num_classes: int) -> None:
+    options: OptionsT
+
+    def __init__(self, options: OptionsT, build_net: NetFactory, num_classes: int) -> None:
         super().__init__()
         self.options = options
         self.num_classes = num_classes
@@ -171,9 +122,10 @@ class Method(nn.Module):
             yield from (p for p in net.parameters() if p.requires_grad)
 
     def inference_network(self) -> nn.Module:
-        """The network whose predictions are evaluated (default: the teacher if any, else ``student``).
+        """The network whose predictions are evaluated (default: ``student``).
 
-        Subclasses with two peers (co-training) override this.
+        Subclasses that evaluate a teacher (mean teacher; MLDS by default) or pick among two peers
+        (co-training) override this.
         """
         return self.nets["student"]
 
@@ -197,22 +149,7 @@ class Method(nn.Module):
         """
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: OptionsT) -> dict[str, Any]:
         """What the method needs from the data (e.g. ``{"masks": True}``); checked before training."""
         return {}
 
-
-METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
-    """Class decorator: make a method findable by the name a config gives (``method.name: pscv``)."""
-
-    def decorate(cls: type[Method]) -> type[Method]:
-        if name in METHODS:
-            raise ValueError(f"method {name!r} registered twice")
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-
-    return decorate

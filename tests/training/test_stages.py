@@ -5,9 +5,9 @@ import csv
 import pytest
 
 from frugalseg.engine.logs import RunLogger
-from frugalseg.engine.schedules import poly_lr_factor, split_iterations
-from frugalseg.engine.stages import StagePlan
-from frugalseg.methods.base import Stage, StepContext
+from frugalseg.training import Stage, StepContext
+from frugalseg.training.schedules import poly_lr_factor, split_iterations
+from frugalseg.training.stages import StagePlan
 
 
 def test_one_stage_is_the_plain_schedule():

@@ -1,6 +1,6 @@
 """Where a run's stages lie: consecutive iteration ranges, each with its own learning-rate cycle.
 
-A method lists its stages (:meth:`frugalseg.methods.Method.stages`); a single-stage method has one
+A method lists its stages (:meth:`frugalseg.training.Method.stages`); a single-stage method has one
 spanning the run, and then everything here reduces to the plain schedule (the poly factor of the
 global iteration, one batch size). Everything is a pure function of the iteration, so a resumed run
 lands in the right stage with the right learning rate without storing anything.
@@ -9,12 +9,69 @@ lands in the right stage with the right learning rate without storing anything.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from frugalseg.engine.schedules import poly_lr_factor
-from frugalseg.methods.base import Stage, StepContext
+from frugalseg.training.schedules import poly_lr_factor
 
-__all__ = ["StagePlan"]
+__all__ = ["Stage", "StagePlan", "StepContext"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One consecutive range of a run's iterations with its own schedule (see :meth:`Method.stages`).
+
+    At the first iteration of a stage the engine clears the optimiser's state (momentum, Adam moments) when
+    ``reset_optimizer``, as a new training script would; sets the values of ``optimizer`` in every parameter
+    group (e.g. ``{"nesterov": True}`` for SGD); calls :meth:`Method.on_stage_start`. During the stage the
+    poly learning rate runs over the stage's own length, and batches hold ``batch_size`` items
+    (``mask_items_per_batch`` of them with masks under two-stream sampling). At its last iteration the
+    engine saves ``checkpoints/stage_<name>.pt`` beside ``last.pt``.
+
+    Attributes:
+        name: unique within the method; names the checkpoint and the log's stage column.
+        iterations: length; a stage of 0 iterations is skipped.
+        batch_size: global batch size; ``None``: ``train.batch_size``.
+        mask_items_per_batch: two-stream slots for mask items; ``None``: ``data.mask_items_per_batch`` when
+            ``batch_size`` is ``None``, else half of ``batch_size``.
+        optimizer: parameter-group values set at the stage's start (a key the groups lack is an error).
+        reset_optimizer: clear the optimiser state at the stage's start (not for the run's first stage,
+            whose state is empty anyway).
+    """
+
+    name: str
+    iterations: int
+    batch_size: int | None = None
+    mask_items_per_batch: int | None = None
+    optimizer: Mapping[str, Any] = field(default_factory=dict)
+    reset_optimizer: bool = True
+
+
+@dataclass
+class StepContext:
+    """What a method may know about where training stands (for ramp-ups and stage switches).
+
+    ``iteration`` and ``max_iterations`` count over the whole run; ``stage``, ``stage_start`` and
+    ``stage_iterations`` place the iteration in its :class:`Stage` (a single-stage method sees one stage
+    spanning the run; a context built by hand without them means the same).
+    """
+
+    iteration: int
+    max_iterations: int
+    stage: str = ""
+    stage_start: int = 0
+    stage_iterations: int | None = None
+
+    @property
+    def stage_iteration(self) -> int:
+        """Iterations done within the current stage before this one."""
+        return self.iteration - self.stage_start
+
+    @property
+    def stage_length(self) -> int:
+        """Length of the current stage (the rest of the run when not given)."""
+        return self.max_iterations - self.stage_start if self.stage_iterations is None else self.stage_iterations
 
 
 class StagePlan:

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from frugalseg.config import RunConfig
-from frugalseg.engine.checkpoint import load_checkpoint
 from frugalseg.errors import CheckpointError
+from frugalseg.methods.registry import build_method
+from frugalseg.training.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -31,13 +32,11 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         CheckpointError: the file is missing, not a safe frugalseg checkpoint, or its weights do not fit
             the architecture its config describes.
     """
-    from frugalseg.engine.trainer import build_method
-
     ckpt = load_checkpoint(path, map_location=device)
     try:
         config = RunConfig.model_validate(ckpt["config"])
         num_classes = int(ckpt["num_classes"])
-        method = build_method(config, num_classes)
+        method = build_method(config, int(ckpt.get("in_channels", 1)), num_classes)
         method.load_state_dict(ckpt["method"])
     except CheckpointError:
         raise

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from frugalseg.engine.schedules import ema_decay, linear_rampup, poly_lr_factor, sigmoid_rampup
+from frugalseg.training.schedules import ema_decay, linear_rampup, poly_lr_factor, sigmoid_rampup
 
 
 def test_poly_matches_formula():

@@ -5,9 +5,9 @@ import pickle
 import pytest
 import torch
 
-from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
-from frugalseg.engine.ema import make_teacher, update_ema
 from frugalseg.errors import CheckpointError
+from frugalseg.training.checkpoint import load_checkpoint, save_checkpoint
+from frugalseg.training.ema import make_teacher, update_ema
 
 
 class Evil:
