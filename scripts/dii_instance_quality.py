@@ -21,7 +21,7 @@ boxes between classes and γ differs by class.
 ``--doc PAGE --block NAME`` puts the table into a Markdown page::
 
     python scripts/dii_instance_quality.py --data ../shared/data/ACDC \\
-        --run docs/methods/records/dii_dcr/dii_dcr-s0 --run docs/methods/records/dii_dcr/dii_dcr-s1 \\
+        --run docs/results/runs/dii_dcr_3k-s0 --run docs/results/runs/dii_dcr_3k-s1 \\
         --doc docs/methods/dii_dcr.md --block instance_quality
 """
 

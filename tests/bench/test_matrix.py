@@ -25,11 +25,11 @@ def test_parse_row_rejects_bad_rows(text):
         parse_row(text)
 
 
-def test_row_config_applies_overrides_in_compare_methods_order():
+def test_row_config_applies_overrides_in_the_benchs_order():
     row = parse_row("x=acdc_supervised,train.seed=7,data.simulate.kind=budget,data.simulate.budget=masks3")
     cfg = row_config(row, ROOT, "quick", seed=1, extra=["train.iterations=20"])
     assert cfg.data.root == ROOT and cfg.schedule == "quick"
-    assert cfg.train.seed == 7  # the row's own override comes after the seed, as compare_methods passed them
+    assert cfg.train.seed == 7  # the row's own override comes after the seed, as the bench passes them
     assert cfg.train.iterations == 20 and cfg.data.patch_size == (128, 128)
     assert cfg.data.simulate is not None and cfg.data.simulate.budget == "masks3"
 

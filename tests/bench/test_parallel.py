@@ -166,7 +166,7 @@ def recording_train_run(config, run_dir, resume=False, overwrite=False, progress
 
 def _fake_eval(monkeypatch) -> list[str]:
     """``frugalseg eval`` writing fixed files; the devices it was asked for."""
-    import frugalseg.commands.evaluate as evaluate
+    import frugalseg.evaluation.checkpoint as evaluate
     from tests.bench.fakes import fake_summary
 
     devices: list[str] = []

@@ -196,7 +196,6 @@ class DIIDCR(Method[DIIDCROptions]):
     """Two co-regularised U-Nets (or one) trained on strong masks and γ-weighted weak masks."""
 
     Options = DIIDCROptions
-    recorded_state = ("indicators.gamma", "indicators.steps")  # scripts/dii_instance_quality.py reads them
 
     def __init__(self, options: DIIDCROptions, build_net: NetFactory, num_classes: int) -> None:
         super().__init__(options, build_net, num_classes)

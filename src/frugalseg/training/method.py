@@ -87,10 +87,6 @@ class Method(nn.Module, Generic[OptionsT]):
     """Under DDP, let the wrappers tolerate parameters without a gradient in a step (heads of another
     stage, a frozen decoder): DistributedDataParallel's ``find_unused_parameters``, which costs a graph
     traversal per step, so only methods that need it turn it on."""
-    recorded_state: ClassVar[tuple[str, ...]] = ()
-    """Keys of :meth:`state_dict` that a run's committed record keeps (``method_state.npz``, from last.pt):
-    small method state that an analysis reads after training (DII's γ per weak instance), so the analysis
-    can be redone from the record once the run folder and its checkpoints are gone (``frugalseg.bench.records``)."""
 
     options: OptionsT
 
