@@ -51,7 +51,7 @@ def load_yaml_text(text: str, source: str | Path) -> Any:  # noqa: ANN401 (YAML 
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except _DuplicateKey as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # PyYAML: a "\U" escape beyond Unicode
         first = " ".join(str(exc).split())
         raise ConfigError(f"{source}: not valid YAML ({first})") from None
     except RecursionError:

@@ -204,3 +204,14 @@ def test_config_loader_loads_or_refuses(text: str, extra: list[str], scratch: Pa
         return
     assert isinstance(config, RunConfig)
     assert RunConfig.model_validate(config.to_dict()) == config  # what loads is stored and read back alike
+
+
+@pytest.mark.parametrize("escape", ["\\U00110000", "\\UFFFFFFFF"])
+def test_a_unicode_escape_beyond_unicode_is_a_config_error(escape: str, scratch: Path) -> None:
+    """Found by the fuzzer: PyYAML raises ValueError / OverflowError for these escapes, not a YAMLError."""
+    path = scratch / "escape.yaml"
+    path.write_text(f'method:\n  name: "{escape}"\n')
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config("sample_pce", [f'name="{escape}"'])
