@@ -103,7 +103,7 @@ def check_run_inputs(config: RunConfig, data: RunData) -> None:
         DataError: naming the annotation file (or ``data.simulate``) when no item fits the method.
     """
     from frugalseg.data.dataset import SliceDataset
-    from frugalseg.engine.trainer import select_items
+    from frugalseg.engine.batches import select_items
     from frugalseg.methods import get_method
 
     cls = get_method(config.method.name)

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from frugalseg.cli import main
-from frugalseg.commands.train import train_run
+from frugalseg.train import train_run
 from frugalseg.engine import trainer as trainer_module
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.engine.trainer import Trainer
