@@ -104,6 +104,7 @@ def check_run_inputs(config: RunConfig, data: RunData) -> None:
     """
     from frugalseg.data.dataset import SliceDataset
     from frugalseg.engine.batches import select_items
+    from frugalseg.engine.run_data import annotations_origin
     from frugalseg.methods import get_method
 
     cls = get_method(config.method.name)
@@ -113,12 +114,3 @@ def check_run_inputs(config: RunConfig, data: RunData) -> None:
     select_items(dataset, requirements, config.method.name)
     if not data.train_items:
         raise DataError(data.source.root, "no training items")
-
-
-def annotations_origin(config: RunConfig) -> str:
-    """How errors name the annotations of a run: the file, or the simulation that made them."""
-    if config.data.annotations:
-        return str(config.data.annotations)
-    if config.data.simulate is not None:
-        return f"annotations simulated by data.simulate (kind {config.data.simulate.kind!r})"
-    return "<full masks>"

@@ -14,12 +14,12 @@ import time
 import pytest
 
 from frugalseg.cli import main
-from frugalseg.train import train_run
 from frugalseg.engine import trainer as trainer_module
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.engine.trainer import Trainer
 from frugalseg.errors import ConfigError
 from frugalseg.run_folder import LOCK_NAME, RunFolder, RunFolderBusy, RunMode
+from frugalseg.train import train_run
 from frugalseg.training.checkpoint import load_checkpoint
 from tests.helpers import sample_root, tiny_config
 from tests.reliability.cases import digest

@@ -97,3 +97,12 @@ def _read_annotations(path: str | Path, source: Source, items: list[SliceItem]) 
     annotations = load_annotations(path, grids=grids)
     check_data_classes(annotations, source.classes, path)
     return split_volume_items(annotations, volumes, grids, path)
+
+
+def annotations_origin(config: RunConfig) -> str:
+    """How errors name the annotations of a run: the file, or the simulation that made them."""
+    if config.data.annotations:
+        return str(config.data.annotations)
+    if config.data.simulate is not None:
+        return f"annotations simulated by data.simulate (kind {config.data.simulate.kind!r})"
+    return "<full masks>"

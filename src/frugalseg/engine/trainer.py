@@ -54,8 +54,7 @@ from frugalseg.data.dataset import SliceDataset
 from frugalseg.engine.batches import BatchSource
 from frugalseg.engine.logs import RunLogger
 from frugalseg.engine.optimisation import Optimisation, autocast_dtype, build_optimisation, start_stage
-from frugalseg.engine.run_data import RunData
-from frugalseg.preflight import annotations_origin
+from frugalseg.engine.run_data import RunData, annotations_origin
 from frugalseg.run_folder import RUN_MARKER, RunFolder
 from frugalseg.training import Method, StagePlan, StepContext, StepOutput
 from frugalseg.training import collectives as dist_utils
