@@ -81,7 +81,7 @@ def test_overwrite_failing_before_its_first_checkpoint_puts_the_old_run_back(fin
         assert (finished / "config.json").is_file()
         raise RuntimeError("the machine fell over")
 
-    monkeypatch.setattr(Trainer, "_train", fail)
+    monkeypatch.setattr(Trainer, "loop", fail)
     with pytest.raises(RuntimeError):
         train_run(cfg, finished, overwrite=True, progress=False, run_data=data)
     assert digest(finished) == before and not _asides(finished)
@@ -109,7 +109,7 @@ def test_overwrite_deletes_the_old_run_once_the_new_one_has_checkpointed(finishe
 
 def test_a_fresh_run_that_fails_leaves_nothing(tmp_path, points, monkeypatch):
     cfg, data = points
-    monkeypatch.setattr(Trainer, "_train", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(Trainer, "loop", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
         train_run(cfg, tmp_path / "run", progress=False, run_data=data)
     assert not (tmp_path / "run").exists()
