@@ -13,6 +13,7 @@ named ``<case>_z<k>`` as a folder source would name them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ class Catalog:
         self._images: dict[str, np.ndarray] = {}
         self.infos: list[ItemInfo] = []
         for case_id, members in cases.items():
-            for index, it in enumerate(members):
+            for index, it in enumerate(_in_slice_order(members)):
                 if it.item_id in self._images:
                     raise DataError(data, f"item id {it.item_id!r} appears twice")
                 self._images[it.item_id] = np.ascontiguousarray(it.image, dtype="<f4")
@@ -89,6 +90,18 @@ class Catalog:
     def class_names(self) -> dict[str, str]:
         """Classes as the annotation file writes them: ``{"1": "RV", ...}``."""
         return {str(k): v for k, v in self.classes.items()}
+
+
+def _in_slice_order(members: list[SliceItem]) -> list[SliceItem]:
+    """A volume's slices by the number their ids end with (``_slice_3``, ``_z12``), where all have one.
+
+    Sources list training slices in their own order (ACDC's ``train_slices.list`` is shuffled within
+    a volume); paging through a volume needs neighbouring slices next to each other.
+    """
+    numbers = [re.search(r"(\d+)$", it.item_id) for it in members]
+    if any(n is None for n in numbers):
+        return members
+    return [it for _, it in sorted(zip([int(n.group(1)) for n in numbers if n], members), key=lambda p: p[0])]
 
 
 def read_classes_file(path: Path) -> dict[int, str]:

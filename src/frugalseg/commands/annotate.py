@@ -78,9 +78,13 @@ def serve(data: Path, out: Path, classes: Path | None = None, host: str = "127.0
     from frugalseg.annotate.store import AnnotationStore
 
     catalog = load_catalog(data, classes)
-    store = AnnotationStore(out, catalog)
+    sock = _bind(host, port)
     try:
-        sock = _bind(host, port)
+        store = AnnotationStore(out, catalog)
+    except BaseException:
+        sock.close()
+        raise
+    try:
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{sock.getsockname()[1]}/"
         print(f"frugalseg annotate: {url}  ({len(catalog.infos)} slices of {data}; every action is saved to "
@@ -96,3 +100,4 @@ def serve(data: Path, out: Path, classes: Path | None = None, host: str = "127.0
         server.run(sockets=[sock])
     finally:
         store.close()
+        sock.close()
