@@ -75,6 +75,15 @@ class Page:
         ActionChains(self.driver).send_keys(*keys).perform()
         self.settle()
 
+    def chord(self, modifier, key):
+        """``key`` with ``modifier`` held (``"CONTROL"``, ``"SHIFT"``: names of selenium's ``Keys``)."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        held = getattr(Keys, modifier)
+        ActionChains(self.driver).key_down(held).send_keys(key).key_up(held).perform()
+        self.settle()
+
     def offset(self, y, x):
         """Offset from the canvas centre (selenium's origin) of the centre of image pixel (y, x)."""
         canvas = self.driver.find_element("id", "canvas")
@@ -139,7 +148,11 @@ def annotate(page, item, next_id):
     stroke = [(row, x) for x in range(2, width - 2, 7)] + [(row, width - 3)]
     page.keys("s", "0")
     page.drag(stroke)
-    for c in (1, 2, 3):
+    page.keys("p", "1")
+    page.click(5, 5)  # a mistake ...
+    page.chord("CONTROL", "z")  # ... undone with Ctrl+Z
+    page.chord("SHIFT", "1")  # Shift+1: RV present
+    for c in (2, 3):  # the tag buttons
         page.driver.find_element("css selector", f'#tags button[data-cls="{c}"]').click()
         page.settle()
     page.keys("\ue014")  # ArrowRight: the next slice

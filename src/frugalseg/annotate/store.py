@@ -154,24 +154,20 @@ class AnnotationStore:
 
     def undo(self) -> Change:
         """Restore the item the last change touched; :class:`NothingToDo` when there is none."""
-        with self._mutex:
-            if not self._done:
-                raise NothingToDo("nothing to undo")
-            last = self._done[-1]
-            self._write(last.item_id, last.before)
-            self._undone.append(self._done.pop())
-            self._log("undo", last.item_id, {"undid": last.action})
-            return last
+        return self._replay(self._done, self._undone, "undo")
 
     def redo(self) -> Change:
         """Apply again the last undone change; :class:`NothingToDo` when there is none."""
+        return self._replay(self._undone, self._done, "redo")
+
+    def _replay(self, source: list[Change], target: list[Change], action: Literal["undo", "redo"]) -> Change:
         with self._mutex:
-            if not self._undone:
-                raise NothingToDo("nothing to redo")
-            last = self._undone[-1]
-            self._write(last.item_id, last.after)
-            self._done.append(self._undone.pop())
-            self._log("redo", last.item_id, {"redid": last.action})
+            if not source:
+                raise NothingToDo(f"nothing to {action}")
+            last = source[-1]
+            self._write(last.item_id, last.before if action == "undo" else last.after)
+            target.append(source.pop())
+            self._log(action, last.item_id, {"change": last.action})
             return last
 
     def _apply(self, change: Change, detail: dict[str, Any]) -> Change:
