@@ -35,7 +35,9 @@ browser:
 
 test: install browser
 	$(VENV)/bin/ruff check src tests scripts benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check src tests scripts benchmarks
+	$(VENV)/bin/mypy

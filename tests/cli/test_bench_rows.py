@@ -35,7 +35,7 @@ def _fake_runs(runs: Path) -> None:
 @pytest.fixture
 def no_training(monkeypatch):
     """Any training attempt fails the test: every run here is finished or recorded."""
-    import frugalseg.commands.train as train
+    import frugalseg.train as train
 
     def refuse(*_, **__):
         raise AssertionError("a finished or recorded run was trained again")
