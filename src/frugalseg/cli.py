@@ -10,6 +10,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ... | --row LABEL=CONFIG[,K=V...] ...]
                     [--doc PAGE --block NAME] [--seeds N ...] [--runs DIR] [--out DIR] [--set KEY=VALUE ...]
                     [--cost-model FILE] [--jobs N] [--list | --page-only]
+    frugalseg annotate --data DIR|FILE --out FILE [--classes FILE] [--host 127.0.0.1] [--port N]
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train nothing: write the page from the records (and finished runs) there are, the "
                            "rest marked as not finished (a bench that spans sessions, between its sessions)")
 
+    p = sub.add_parser("annotate", help="a local page to click, box, scribble and tag slices into an annotation file")
+    p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout) or one image file")
+    p.add_argument("--out", required=True, type=Path, help="annotation file; an existing one is resumed")
+    p.add_argument("--classes", type=Path, help="JSON/YAML {id: name} for data without masks")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+
     return parser
 
 
@@ -167,6 +175,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from frugalseg.commands.bench import bench_command
 
         return bench_command(args)
+    if args.command == "annotate":
+        from frugalseg.commands.annotate import serve
+
+        serve(args.data, args.out, args.classes, args.host, args.port)
+        return 0
     raise AssertionError(args.command)
 
 
