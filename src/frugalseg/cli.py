@@ -6,6 +6,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume] [--overwrite]
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
+    frugalseg suggest --checkpoint FILE --data DIR [--annotations FILE] [--strategy S] [--n N] --out FILE
     frugalseg demo [--out DIR]
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out DIR]
                     [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list | --page-only]
@@ -69,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--input", required=True, type=Path, help="a data folder or one image file")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device")
+
+    p = sub.add_parser("suggest", help="rank the slices without annotation by what annotating them would teach")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--annotations", type=Path, help="annotation file of the slices already annotated (default: none)")
+    p.add_argument("--strategy", default="entropy", choices=["entropy", "disagreement", "random"])
+    p.add_argument("--n", type=_positive_int, default=20, help="slices to suggest (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random strategy")
+    p.add_argument("--allow-adjacent", action="store_true", help="allow neighbouring slices of one volume")
+    p.add_argument("--out", required=True, type=Path, help="text file of item ids, one per line, best first")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device")
 
@@ -148,6 +161,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         paths = predict_to_nifti(args.checkpoint, args.input, args.out, overwrite=args.overwrite, device=args.device)
         print(f"wrote {len(paths)} label map(s) to {args.out}")
+        return 0
+    if args.command == "suggest":
+        from frugalseg.commands.suggest import suggest_slices
+
+        res = suggest_slices(args.checkpoint, args.data, args.out, n=args.n, strategy=args.strategy,
+                             annotations=args.annotations, seed=args.seed, allow_adjacent=args.allow_adjacent,
+                             overwrite=args.overwrite, device=args.device)
+        for warning in res.selection.warnings:
+            print(f"frugalseg suggest: warning: {warning}", file=sys.stderr)
+        how = f" ({res.pair})" if res.pair else ""
+        print(f"wrote {res.out}: {len(res.selection.item_ids)} of {res.pool_size} unannotated slices, "
+              f"by {res.strategy}{how}")
         return 0
     if args.command == "demo":
         from frugalseg.commands.demo import run_demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -11,6 +12,9 @@ from torch import nn
 from frugalseg.config import RunConfig
 from frugalseg.engine.checkpoint import load_checkpoint
 from frugalseg.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from frugalseg.methods.base import Method
 
 
 @dataclass
@@ -24,12 +28,11 @@ class TrainedModel:
     iteration: int
 
 
-def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Read ``path`` safely, rebuild the method's networks, load the weights, return the inference network.
+def load_trained_method(path: str | Path, device: str | torch.device = "cpu") -> tuple[Method, TrainedModel]:
+    """:func:`load_trained_model`, also returning the whole method (students and EMA teachers, e.g. for ``suggest``).
 
     Raises:
-        CheckpointError: the file is missing, not a safe frugalseg checkpoint, or its weights do not fit
-            the architecture its config describes.
+        CheckpointError: as :func:`load_trained_model`.
     """
     from frugalseg.engine.trainer import build_method
 
@@ -44,6 +47,17 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     except Exception as exc:  # noqa: BLE001 (pydantic, KeyError, size mismatches: all mean "does not fit")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: checkpoint does not fit its own config/architecture ({first})") from exc
-    net = method.inference_network().to(device).eval()
+    method.to(device).eval()
+    net = method.inference_network()
     names = {int(k): v for k, v in ckpt.get("class_names", {}).items()}
-    return TrainedModel(net, config, num_classes, names, int(ckpt.get("iteration", 0)))
+    return method, TrainedModel(net, config, num_classes, names, int(ckpt.get("iteration", 0)))
+
+
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Read ``path`` safely, rebuild the method's networks, load the weights, return the inference network.
+
+    Raises:
+        CheckpointError: the file is missing, not a safe frugalseg checkpoint, or its weights do not fit
+            the architecture its config describes.
+    """
+    return load_trained_method(path, device)[1]
