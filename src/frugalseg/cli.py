@@ -10,6 +10,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg demo [--out DIR]
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out DIR]
                     [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list | --page-only]
+                    [--active-learning [SPEC]]
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="train up to N runs side by side, each in a child process with cpus/N threads "
                         "(on a GPU machine: one GPU each); default 1, in this process")
+    p.add_argument("--active-learning", nargs="?", const="", metavar="SPEC",
+                   help="run the simulated active-learning loop instead of the matrix (SPEC: a loop spec YAML; "
+                        "default: frugalseg/bench/active_learning.yaml) and write <out>/active-learning.md")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--list", action="store_true",
                       help="print the rows and the estimated time (for --jobs); train nothing")
@@ -180,6 +184,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         report = run_demo(args.out, iterations=args.iterations, overwrite=args.overwrite)
         print(f"demo report: {report}")
         return 0
+    if args.command == "bench" and args.active_learning is not None:
+        from frugalseg.bench.active_learning_cli import active_learning_command
+
+        return active_learning_command(args)
     if args.command == "bench":
         from frugalseg.commands.bench import BenchOptions, list_bench, run_bench
 

@@ -13,6 +13,8 @@ from frugalseg.data.volumes import are_adjacent
 from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from tests.helpers import sample_root
 
+pytestmark = pytest.mark.slow
+
 TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[32,32]", "train.val_every=100",
         "train.checkpoint_every=2", "model.features=[4,8,16,32,64]", "train.precision=off"]
 
