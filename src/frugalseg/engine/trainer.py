@@ -130,6 +130,23 @@ def select_items(dataset: SliceDataset, requirements: dict[str, Any], method_nam
     return chosen
 
 
+def primary_items(dataset: SliceDataset, chosen: list[int]) -> list[int] | None:
+    """The primary stream of two-stream sampling: the mask items, or with none the annotated items; ``None``
+    (plain sampling) when that leaves nothing to mix.
+
+    With no mask at all (a sparse box budget), the annotated slices take the mask items' fixed share of
+    each batch, so that a method learning from boxes and unlabelled slices sees boxes in every batch.
+    """
+    masks = set(dataset.mask_indices)
+    primary = [i for i in chosen if i in masks]
+    if not primary:
+        annotated = set(dataset.annotated_indices)
+        primary = [i for i in chosen if i in annotated]
+    if not primary or len(primary) == len(chosen):
+        return None
+    return primary
+
+
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to write into an existing run unless asked to resume it or overwrite it (checked before any work)."""
     if resume:
@@ -213,12 +230,7 @@ class Trainer:
         chosen = select_items(dataset, requirements, cfg.method.name)
         total = cfg.train.iterations
         stages = StagePlan(method.stages(total), total)
-        primary = None
-        if requirements.get("two_stream"):
-            mask_set = set(dataset.mask_indices)
-            primary = [i for i in chosen if i in mask_set]
-            if not primary or len(primary) == len(chosen):
-                primary = None  # nothing to mix: plain sampling
+        primary = primary_items(dataset, chosen) if requirements.get("two_stream") else None
         plans = [self._batch_plan(stages, k, chosen, primary, info) for k in range(len(stages))]
 
         channels_last = cfg.train.channels_last if cfg.train.channels_last is not None else True
