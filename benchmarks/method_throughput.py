@@ -123,14 +123,15 @@ def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int,
 
     ``before_training`` runs once the data is loaded, just before the training (``side_by_side.py``
     waits there so that parts in several processes start together)."""
+    from frugalseg.commands.train import train_run
     from frugalseg.engine.run_data import load_run_data
-    from frugalseg.engine.trainer import Trainer, build_method
+    from frugalseg.methods import build_method
 
     per_stage = warmup + iters
     probe = _config(config_name, data, schedule, per_stage, extra)
     run_data = load_run_data(probe, with_val=False)
     num_classes = run_data.source.num_classes
-    method = build_method(probe, num_classes)
+    method = build_method(probe, run_data.source.in_channels, num_classes)
     count = len([s for s in method.stages(1000 * per_stage) if s.iterations > 0])
     total = per_stage * count  # the shortest run in which every stage gets warmup + iters iterations
     while min(s.iterations for s in method.stages(total) if s.iterations > 0) < per_stage:
@@ -144,7 +145,7 @@ def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int,
     if before_training is not None:
         before_training()
     with tempfile.TemporaryDirectory() as tmp, RssSampler() as rss:
-        Trainer(config, Path(tmp) / "run", progress=False, run_data=run_data).run()
+        train_run(config, Path(tmp) / "run", progress=False, run_data=run_data)
         with (Path(tmp) / "run" / "train_log.csv").open() as fh:
             rows = list(csv.DictReader(fh))
     if cuda:

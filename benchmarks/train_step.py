@@ -58,8 +58,8 @@ def bare(batch: int, size: int, iters: int, warmup: int, bf16: bool, channels_la
 
 
 def engine(data: str, batch: int, size: int, iters: int, warmup: int, precision: str, channels_last: bool) -> dict:
+    from frugalseg.commands.train import train_run
     from frugalseg.config import load_config
-    from frugalseg.engine.trainer import Trainer
 
     total = warmup + iters
     config = load_config("acdc_supervised", [
@@ -68,7 +68,7 @@ def engine(data: str, batch: int, size: int, iters: int, warmup: int, precision:
         "train.log_every=1", f"train.precision={precision}", f"train.channels_last={str(channels_last).lower()}",
     ])
     with tempfile.TemporaryDirectory() as tmp:
-        Trainer(config, Path(tmp) / "run", progress=False).run()
+        train_run(config, Path(tmp) / "run", progress=False)
         with (Path(tmp) / "run" / "train_log.csv").open() as fh:
             rows = list(csv.DictReader(fh))
     times = [float(r["seconds_per_iteration"]) for r in rows[warmup:]]

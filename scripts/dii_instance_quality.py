@@ -21,7 +21,7 @@ boxes between classes and γ differs by class.
 ``--doc PAGE --block NAME`` puts the table into a Markdown page::
 
     python scripts/dii_instance_quality.py --data ../shared/data/ACDC \\
-        --run docs/methods/records/dii_dcr/dii_dcr-s0 --run docs/methods/records/dii_dcr/dii_dcr-s1 \\
+        --run docs/results/runs/dii_dcr_3k-s0 --run docs/results/runs/dii_dcr_3k-s1 \\
         --doc docs/methods/dii_dcr.md --block instance_quality
 """
 
@@ -46,10 +46,10 @@ from frugalseg.config import RunConfig
 from frugalseg.data.annotations import AnnotationFile, Item, load_annotations
 from frugalseg.data.candidates import rasterise
 from frugalseg.data.types import SliceItem
-from frugalseg.engine.checkpoint import load_checkpoint
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.files import replace_marked_block
 from frugalseg.methods.dii_dcr import DIIDCROptions, Granularity
+from frugalseg.training.checkpoint import load_checkpoint
 
 
 @dataclass

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from frugalseg.data.sources import open_source
-from frugalseg.engine.restore import load_trained_model
 from frugalseg.files import replace_marked_block
 from frugalseg.losses.contrastive_variance import contrastive_variance_loss, cosine_similarity_matrix, variance_maps
+from frugalseg.methods.restore import load_trained_model
 
 
 def batches(data: Path, size: int, batch: int, count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -10,8 +10,9 @@ import torch
 from frugalseg.config import RunConfig, build_config
 from frugalseg.data.dataset import SliceDataset
 from frugalseg.engine.run_data import RunData, load_run_data
-from frugalseg.engine.trainer import build_method, select_items
-from frugalseg.methods import StepContext
+from frugalseg.engine.trainer import select_items
+from frugalseg.methods import build_method
+from frugalseg.training import StepContext
 
 
 def sample_root() -> Path:
@@ -44,7 +45,7 @@ def loss_drops_on_fixed_batch(config: RunConfig, steps: int = 15, data: RunData 
     """
     torch.manual_seed(0)
     data = data or load_run_data(config, with_val=False)
-    method = build_method(config, data.source.num_classes)
+    method = build_method(config, data.source.in_channels, data.source.num_classes)
     dataset = SliceDataset(data.train_items, data.annotations, data.source.num_classes, config.data.patch_size,
                            augment=False)
     chosen = select_items(dataset, method.requirements(method.options), config.method.name)
@@ -69,7 +70,7 @@ def loss_drops_on_fixed_batch(config: RunConfig, steps: int = 15, data: RunData 
         loss.backward()
         opt.step()
         for teacher, student in method.ema_pairs:
-            from frugalseg.engine.ema import update_ema
+            from frugalseg.training.ema import update_ema
 
             update_ema(method.teachers[teacher], method.nets[student], 0.5)
     after = total(steps).item()

@@ -8,15 +8,14 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg suggest --checkpoint FILE --data DIR [--annotations FILE] [--strategy S] [--n N] --out FILE
     frugalseg demo [--out DIR]
-    frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ...] [--seeds N ...] [--runs DIR] [--out DIR]
-                    [--set KEY=VALUE ...] [--cost-model FILE] [--jobs N] [--list | --page-only]
-                    [--active-learning [SPEC]]
+    frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ... | --row LABEL=CONFIG[,K=V...] ...]
+                    [--doc PAGE --block NAME] [--seeds N ...] [--runs DIR] [--out DIR] [--set KEY=VALUE ...]
+                    [--cost-model FILE] [--jobs N] [--list | --page-only] [--active-learning [SPEC]]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -95,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="data folder (default: $FRUGALSEG_DATA)")
     p.add_argument("--schedule", default="quick", help="schedule of the configs: quick (CPU) or paper (GPU)")
     p.add_argument("--only", nargs="+", metavar="ROW", help="train only these rows (the page still shows all)")
+    p.add_argument("--row", dest="rows", action="append", default=[], metavar="LABEL=CONFIG[,KEY=VALUE...]",
+                   help="run this row instead of the matrix (repeat it; a bare LABEL is the matrix's row), e.g. "
+                        "--row action3_no_anco=acdc_action,method.options.anco=false; prints its tables")
+    p.add_argument("--doc", type=Path, metavar="PAGE", help="with --row: write the tables into this Markdown page")
+    p.add_argument("--block", metavar="NAME", help="with --doc: the <!-- NAME --> block of the page to replace")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--runs", type=Path, help="folder of the runs, not committed (default: runs/bench/<schedule>)")
     p.add_argument("--out", type=Path, default=Path("docs"),
@@ -141,24 +145,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
         return 0
     if args.command == "train":
+        from frugalseg.commands.train import default_run_dir, train_run
         from frugalseg.config import load_config
-        from frugalseg.engine.trainer import Trainer, default_run_dir
 
         config = load_config(args.config, args.overrides)
         out = args.out or default_run_dir(config)
-        result = Trainer(config, out, resume=args.resume, overwrite=args.overwrite,
-                         progress=not args.no_progress).run()
+        result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
             print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, "
                   f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}")
         return 0
     if args.command == "eval":
-        from frugalseg.commands.evaluate import evaluate_checkpoint
+        from frugalseg.commands.evaluate import run_eval
 
-        res = evaluate_checkpoint(args.checkpoint, args.data, args.out, case_list=args.case_list,
-                                  overwrite=args.overwrite, device=args.device)
-        print(json.dumps(res.summary["overall"], indent=2))
-        print(f"wrote {res.csv_path} and {res.json_path}")
+        print(run_eval(args.checkpoint, args.data, args.out, case_list=args.case_list, overwrite=args.overwrite,
+                       device=args.device))
         return 0
     if args.command == "predict":
         from frugalseg.commands.predict import predict_to_nifti
@@ -189,17 +190,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return active_learning_command(args)
     if args.command == "bench":
-        from frugalseg.commands.bench import BenchOptions, list_bench, run_bench
+        from frugalseg.commands.bench import bench_command
 
-        opts = BenchOptions(data=None if args.data is None else str(args.data), schedule=args.schedule,
-                            only=args.only, seeds=args.seeds, runs=args.runs, out=args.out, extra=args.extra,
-                            cost_model=args.cost_model, device=args.device, argv=args.argv, jobs=args.jobs,
-                            page_only=args.page_only)
-        if args.list:
-            print(list_bench(opts))
-            return 0
-        run_bench(opts)
-        return 0
+        return bench_command(args)
     raise AssertionError(args.command)
 
 

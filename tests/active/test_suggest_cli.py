@@ -10,7 +10,7 @@ from frugalseg.cli import main
 from frugalseg.data.annotations import AnnotationFile, Item, save_annotations
 from frugalseg.data.sources import open_source
 from frugalseg.data.volumes import are_adjacent
-from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from frugalseg.training.checkpoint import load_checkpoint, save_checkpoint
 from tests.helpers import sample_root
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ def trainer(monkeypatch):
 @pytest.fixture
 def no_eval(monkeypatch):
     """Evaluation that writes what ``frugalseg eval`` writes (fixed numbers) and counts its calls."""
-    import frugalseg.commands.evaluate as evaluate
+    import frugalseg.evaluation.checkpoint as evaluate
 
     calls = []
 

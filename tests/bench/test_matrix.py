@@ -25,11 +25,11 @@ def test_parse_row_rejects_bad_rows(text):
         parse_row(text)
 
 
-def test_row_config_applies_overrides_in_compare_methods_order():
+def test_row_config_applies_overrides_in_the_benchs_order():
     row = parse_row("x=acdc_supervised,train.seed=7,data.simulate.kind=budget,data.simulate.budget=masks3")
     cfg = row_config(row, ROOT, "quick", seed=1, extra=["train.iterations=20"])
     assert cfg.data.root == ROOT and cfg.schedule == "quick"
-    assert cfg.train.seed == 7  # the row's own override comes after the seed, as compare_methods passed them
+    assert cfg.train.seed == 7  # the row's own override comes after the seed, as the bench passes them
     assert cfg.train.iterations == 20 and cfg.data.patch_size == (128, 128)
     assert cfg.data.simulate is not None and cfg.data.simulate.budget == "masks3"
 
@@ -143,8 +143,8 @@ def test_shared_row_trains_the_same_on_the_tables_budget(tmp_path, method, own, 
     On the sample (4 training patients) the budgets' first 3 or 7 masked patients are cut to 2, so that both
     budgets leave patients unmasked (unlabelled in one, boxes or tags in the other).
     """
-    from frugalseg.engine.checkpoint import load_checkpoint
-    from frugalseg.engine.trainer import Trainer
+    from frugalseg.commands.train import train_run
+    from frugalseg.training.checkpoint import load_checkpoint
     from tests.helpers import tiny_config
 
     states = []
@@ -156,7 +156,7 @@ def test_shared_row_trains_the_same_on_the_tables_budget(tmp_path, method, own, 
         cfg = tiny_config(method, data={"simulate": {"kind": "budget", "budget": str(path), "seed": 0}},
                           train={"iterations": 3, "checkpoint_every": 3},
                           model={"deep_supervision": method == "mlds"})
-        Trainer(cfg, tmp_path / f"run_{name}", progress=False).run()
+        train_run(cfg, tmp_path / f"run_{name}", progress=False)
         states.append(load_checkpoint(tmp_path / f"run_{name}" / "checkpoints" / "last.pt")["method"])
     annotated = [yaml.safe_load((tmp_path / f"run_{n}" / "annotations.json").read_text()) for n in (own, table)]
     assert annotated[0]["items"] != annotated[1]["items"]  # the budgets really differ on the sample

@@ -151,24 +151,22 @@ def test_gpu_jobs_need_one_gpu_each(monkeypatch):
     assert gpu_devices(3) == ["5", "7", "9"]
 
 
-class RecordingTrainer:
-    """Stands in for the engine in the child: records the config, leaves a finished run."""
+TRAINED: list = []
+"""The configs :func:`recording_train_run` was called with."""
 
-    configs: list = []
 
-    def __init__(self, config, run_dir, resume=False, overwrite=False, progress=True, **_):
-        self.config, self.run_dir = config, Path(run_dir)
-        RecordingTrainer.configs.append(config)
-
-    def run(self):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict()))
-        (self.run_dir / "summary.json").write_text(json.dumps({"train_seconds": 1.0}))
+def recording_train_run(config, run_dir, resume=False, overwrite=False, progress=True, **_):
+    """Stands in for the training in the child: records the config, leaves a finished run."""
+    TRAINED.append(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    (run_dir / "summary.json").write_text(json.dumps({"train_seconds": 1.0}))
 
 
 def _fake_eval(monkeypatch) -> list[str]:
     """``frugalseg eval`` writing fixed files; the devices it was asked for."""
-    import frugalseg.commands.evaluate as evaluate
+    import frugalseg.evaluation.checkpoint as evaluate
     from tests.bench.fakes import fake_summary
 
     devices: list[str] = []
@@ -184,15 +182,15 @@ def _fake_eval(monkeypatch) -> list[str]:
 
 
 def test_child_trains_with_its_threads_and_the_run_still_matches_its_row(tmp_path, monkeypatch, capsys):
-    import frugalseg.engine.trainer as engine
+    import frugalseg.commands.train as train
 
-    RecordingTrainer.configs = []
-    monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
+    TRAINED.clear()
+    monkeypatch.setattr(train, "train_run", recording_train_run)
     _fake_eval(monkeypatch)
     args = ["--row=pce=acdc_pce", "--seed=1", f"--data={DATA}", f"--runs={tmp_path}", "--schedule=quick",
             "--threads=1", "--set=train.iterations=4"]
     assert child_main(args) == 0
-    config = RecordingTrainer.configs[0]
+    config = TRAINED[0]
     assert config.train.threads == 1 and config.train.iterations == 4 and config.train.seed == 1
     # the bench's check compares the run with the row as the parent spells it, without the thread count
     wanted = row_config(ROWS[1], DATA, "quick", 1, ["train.iterations=4"])
@@ -201,17 +199,17 @@ def test_child_trains_with_its_threads_and_the_run_still_matches_its_row(tmp_pat
     assert config_differences(stored, wanted.to_dict()) == []
     check_run(tmp_path / "pce-s1", wanted)
     # a finished run is skipped by the child too; an explicit --set train.threads wins over the jobs' share
-    assert child_main(args) == 0 and len(RecordingTrainer.configs) == 1
+    assert child_main(args) == 0 and len(TRAINED) == 1
     assert "[pce s1] finished earlier: skipped" in capsys.readouterr().out
     assert child_main([*args[:1], "--seed=2", *args[2:], "--set=train.threads=3"]) == 0
-    assert RecordingTrainer.configs[-1].train.threads == 3
+    assert TRAINED[-1].train.threads == 3
 
 
 def test_child_scores_and_records_its_run_and_skips_a_recorded_one(tmp_path, monkeypatch, capsys):
-    import frugalseg.engine.trainer as engine
+    import frugalseg.commands.train as train
 
-    RecordingTrainer.configs = []
-    monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
+    TRAINED.clear()
+    monkeypatch.setattr(train, "train_run", recording_train_run)
     devices = _fake_eval(monkeypatch)
     runs, records = tmp_path / "runs", tmp_path / "records"
     job = Job(ROWS[1], 0, DATA, runs, "quick", ("train.iterations=4",), records=records, device="cpu")
@@ -222,7 +220,7 @@ def test_child_scores_and_records_its_run_and_skips_a_recorded_one(tmp_path, mon
     assert has_record(records / "pce-s0") and devices == ["cpu", "cpu"]
     assert f"[pce s0] recorded in {records / 'pce-s0'}" in capsys.readouterr().out
     shutil.rmtree(runs)  # the record alone makes the run finished
-    assert child_main(args) == 0 and len(RecordingTrainer.configs) == 1
+    assert child_main(args) == 0 and len(TRAINED) == 1
     assert "[pce s0] finished earlier: skipped" in capsys.readouterr().out
 
 

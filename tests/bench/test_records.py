@@ -151,7 +151,7 @@ def test_a_finished_run_without_record_is_recorded_not_retrained(tmp_path, train
 def test_a_record_of_another_config_is_refused_naming_it(tmp_path, trainer):
     runs, records = tmp_path / "runs", tmp_path / "records"
     fake_record(records, runs, "pce", 0, 0.7, _config(extra=["train.iterations=1000"]))
-    for strict in (True, False):  # compare_methods (strict=False) reuses a run folder with a warning, never a record
+    for strict in (True, False):  # strict=False reuses a run folder with a warning, never a record
         with pytest.raises(RunMismatchError, match="train.iterations: run has 1000, row wants 2000") as err:
             train_and_record(ROW, 0, DATA, runs, records, strict=strict, log=lambda _: None)
         assert f"record {records / 'pce-s0'}" in str(err.value)
@@ -165,3 +165,17 @@ def test_a_run_reused_with_a_warning_is_not_recorded(tmp_path, trainer):
     record = run_row_seed(ROW, 0, DATA, runs, strict=False, log=logged.append, records=records)
     assert record.path == runs / "pce-s0" and not (records / "pce-s0").exists()
     assert any("warning" in line for line in logged) and any("not recorded" in line for line in logged)
+
+
+def test_only_the_methods_in_the_table_keep_method_state(tmp_path):
+    """What a record keeps of a method's state is the bench's table, not the method's: others keep nothing."""
+    from frugalseg.bench.records import RECORDED_METHOD_STATE, recorded_method_state
+    from frugalseg.methods import get_method
+
+    run = fake_run(tmp_path / "runs", "pce", 0, 0.7, config=_config())  # no checkpoint: it is not even opened
+    assert recorded_method_state(run) is None
+    for name in RECORDED_METHOD_STATE:  # every name in the table is a registered method
+        assert get_method(name).name == name
+    (run / "config.json").write_text(json.dumps({"method": None}))
+    with pytest.raises(RecordError, match="no method.name"):
+        recorded_method_state(run)

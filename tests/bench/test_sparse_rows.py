@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from frugalseg.bench.matrix import load_matrix, row_config
-from frugalseg.engine.trainer import Trainer
+from frugalseg.commands.train import train_run
 from tests.helpers import sample_root
 
 TINY = ["train.iterations=3", "train.batch_size=4", "data.patch_size=[32,32]", "train.val_every=100",
@@ -22,7 +22,7 @@ def test_sparse_row_trains(label: str, tmp_path: Path) -> None:
     matrix = load_matrix()
     extra = TINY if label != "supervised_sparse" else TINY[:-1]  # supervised has no second stream
     config = row_config(matrix.row(label), sample_root(), "quick", 0, extra)
-    result = Trainer(config, tmp_path / label, progress=False).run()
+    result = train_run(config, tmp_path / label, progress=False)
     assert result.iterations == 3
     ann = json.loads((tmp_path / label / "annotations.json").read_text())
     assert len(ann["items"]) == 8  # one slice of each of the sample's 8 volumes

@@ -199,13 +199,13 @@ def test_bench_page_from_committed_records_alone(tmp_path, capsys, monkeypatch):
     (the panels' images from --data), and another cost model is applied to the recorded annotation counts."""
     import numpy as np
 
-    import frugalseg.engine.trainer as engine
+    import frugalseg.commands.train as train
     from frugalseg.bench.figures import pick_slices
     from frugalseg.bench.matrix import load_matrix, row_config
     from frugalseg.bench.records import Panel
     from frugalseg.data.sources import open_source
 
-    monkeypatch.setattr(engine, "Trainer", None)  # any training would fail
+    monkeypatch.setattr(train, "train_run", None)  # any training would fail
     data = sample_root()
     case = open_source(data).load_case("patient028_frame01")
     picks = pick_slices(case.label)
@@ -252,10 +252,10 @@ def test_bench_jobs_2_end_to_end_on_the_sample(tmp_path, capsys):
 
 def test_bench_page_only_trains_nothing_and_marks_the_rest_pending(tmp_path, capsys, monkeypatch):
     """Between the sessions of a long bench: the page of what is recorded, every other row pending."""
-    import frugalseg.engine.trainer as engine
+    import frugalseg.commands.train as train
     from frugalseg.bench.matrix import load_matrix, row_config
 
-    monkeypatch.setattr(engine, "Trainer", None)  # any training would fail
+    monkeypatch.setattr(train, "train_run", None)  # any training would fail
     data, docs = sample_root(), tmp_path / "docs"
     row = load_matrix().row("mlds")
     config = row_config(row, data, "quick", 0).to_dict()

@@ -64,7 +64,7 @@ def test_empty_list(trained, tmp_path, capsys):
 def test_checkpoint_of_other_architecture_or_class_count(trained, tmp_path, capsys):
     import torch
 
-    from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
+    from frugalseg.training.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(trained / "checkpoints" / "best.pt")
     ckpt.pop("format")

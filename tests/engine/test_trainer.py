@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from frugalseg.engine.checkpoint import load_checkpoint
+from frugalseg.commands.train import train_run
 from frugalseg.engine.run_data import load_run_data
-from frugalseg.engine.trainer import Trainer
 from frugalseg.errors import OutputExistsError
+from frugalseg.training.checkpoint import load_checkpoint
 from tests.helpers import sample_root, tiny_config
 
 
@@ -27,10 +27,10 @@ def _weights(run_dir):
 
 def test_resume_equals_uninterrupted(tmp_path, points_data):
     cfg, data = points_data
-    Trainer(cfg, tmp_path / "full", progress=False, run_data=data).run()
-    Trainer(cfg, tmp_path / "killed", progress=False, run_data=data, stop_at=3).run()
+    train_run(cfg, tmp_path / "full", progress=False, run_data=data)
+    train_run(cfg, tmp_path / "killed", progress=False, run_data=data, stop_at=3)
     assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["iteration"] == 3
-    Trainer(cfg, tmp_path / "killed", resume=True, progress=False, run_data=data).run()
+    train_run(cfg, tmp_path / "killed", resume=True, progress=False, run_data=data)
     full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "killed")
     assert full.keys() == resumed.keys()
     for key in full:
@@ -42,7 +42,7 @@ def test_resume_equals_uninterrupted(tmp_path, points_data):
 def test_validation_writes_best_checkpoint_and_logs(tmp_path, points_data):
     cfg, data = points_data
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"val_every": 3})})
-    result = Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+    result = train_run(cfg, tmp_path / "run", progress=False, run_data=data)
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
     assert 0.0 <= result.best_dice <= 1.0
     val = (tmp_path / "run" / "val_log.csv").read_text().splitlines()
@@ -54,10 +54,10 @@ def test_validation_writes_best_checkpoint_and_logs(tmp_path, points_data):
 
 def test_existing_run_folder_is_refused(tmp_path, points_data):
     cfg, data = points_data
-    Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+    train_run(cfg, tmp_path / "run", progress=False, run_data=data)
     before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
     with pytest.raises(OutputExistsError, match="--resume"):
-        Trainer(cfg, tmp_path / "run", progress=False, run_data=data).run()
+        train_run(cfg, tmp_path / "run", progress=False, run_data=data)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
 
 

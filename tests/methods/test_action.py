@@ -7,18 +7,18 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from frugalseg.commands.train import train_run
 from frugalseg.config import build_config, load_config
-from frugalseg.engine.checkpoint import load_checkpoint
 from frugalseg.engine.run_data import load_run_data
-from frugalseg.engine.schedules import split_iterations
-from frugalseg.engine.stages import StagePlan
-from frugalseg.engine.trainer import Trainer, build_method
 from frugalseg.errors import ConfigError
 from frugalseg.losses.distillation import soft_distillation_kl
-from frugalseg.methods import METHODS, StepContext, get_method
+from frugalseg.methods import METHODS, build_method, get_method
 from frugalseg.methods.action import ACTION, STAGES, ACTIONOptions, window_crops
 from frugalseg.methods.anchor_queue import AnchorQueue
-from frugalseg.methods.base import Stage
+from frugalseg.training import Stage, StepContext
+from frugalseg.training.checkpoint import load_checkpoint
+from frugalseg.training.schedules import split_iterations
+from frugalseg.training.stages import StagePlan
 from tests.helpers import loss_drops_on_fixed_batch, run_ddp_workers, tiny_config
 
 # Small enough for seconds on a CPU: a narrow U-Net (tiny_config), short queues and few AnCo samples.
@@ -47,7 +47,7 @@ def _batch(data, mask_items: int = 4, others: int = 4):
 
 def _method(data, **options: object) -> ACTION:
     torch.manual_seed(0)
-    return build_method(_config(**options), data.source.num_classes)  # type: ignore[return-value]
+    return build_method(_config(**options), data.source.in_channels, data.source.num_classes)  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_unknown_option_in_a_config_names_the_key():
 
 def test_shipped_config_paper_and_quick():
     paper = load_config("acdc_action")
-    method = build_method(paper, 4)
+    method = build_method(paper, 1, 4)
     stages = method.stages(paper.train.iterations)
     assert paper.data.patch_size == (256, 256) and paper.train.iterations == 90000
     assert [(s.name, s.iterations) for s in stages] == [("global", 30000), ("local", 30000), ("finetune", 30000)]
@@ -93,7 +93,7 @@ def test_shipped_config_paper_and_quick():
     mt = load_config("acdc_mean_teacher", ["schedule=quick"])
     # the quick rows compare like with like: same budget, input, batch mix and iterations as mean_teacher
     assert quick.data == mt.data and quick.train == mt.train and quick.model == mt.model
-    q_stages = build_method(quick, 4).stages(quick.train.iterations)
+    q_stages = build_method(quick, 1, 4).stages(quick.train.iterations)
     assert [s.iterations for s in q_stages] == [667, 667, 666]
     assert all(s.batch_size is None for s in q_stages)
     assert load_config("acdc_action", ["schedule=quick", "method.options.anco=false"]).method.options["anco"] is False
@@ -104,7 +104,7 @@ def test_stage_lengths_scale_with_the_iterations():
     assert split_iterations(90000, [1, 1, 1]) == [30000] * 3
     assert split_iterations(10, [1, 0, 1]) == [5, 0, 5]
     cfg = load_config("acdc_action", ["schedule=quick", "train.iterations=20"])
-    assert [s.iterations for s in build_method(cfg, 4).stages(20)] == [7, 7, 6]
+    assert [s.iterations for s in build_method(cfg, 1, 4).stages(20)] == [7, 7, 6]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_a_few_steps_of_each_stage_reduce_its_loss(split, sample_data):
 
 def test_run_checkpoints_each_stage_and_restarts_the_schedule(tmp_path, sample_data):
     cfg = _config()
-    Trainer(cfg, tmp_path / "run", progress=False, run_data=sample_data).run()
+    train_run(cfg, tmp_path / "run", progress=False, run_data=sample_data)
     ckpts = tmp_path / "run" / "checkpoints"
     assert {p.name for p in ckpts.iterdir()} >= {"stage_global.pt", "stage_local.pt", "stage_finetune.pt", "last.pt"}
     assert [load_checkpoint(ckpts / f"stage_{s}.pt")["iteration"] for s in STAGES] == [3, 6, 9]
@@ -278,9 +278,9 @@ def test_run_checkpoints_each_stage_and_restarts_the_schedule(tmp_path, sample_d
 @pytest.mark.parametrize("killed_at", [4, 6], ids=["mid-stage-ii", "at-stage-iii-start"])
 def test_resume_lands_in_the_right_stage(tmp_path, sample_data, killed_at):
     cfg = _config()
-    Trainer(cfg, tmp_path / "full", progress=False, run_data=sample_data).run()
-    Trainer(cfg, tmp_path / "killed", progress=False, run_data=sample_data, stop_at=killed_at).run()
-    Trainer(cfg, tmp_path / "killed", resume=True, progress=False, run_data=sample_data).run()
+    train_run(cfg, tmp_path / "full", progress=False, run_data=sample_data)
+    train_run(cfg, tmp_path / "killed", progress=False, run_data=sample_data, stop_at=killed_at)
+    train_run(cfg, tmp_path / "killed", resume=True, progress=False, run_data=sample_data)
     full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
     resumed = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
     assert full["method"].keys() == resumed["method"].keys()

@@ -13,15 +13,13 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from frugalseg.bench.records import read_record, recorded_method_state, write_record
+from frugalseg.commands.train import train_run
 from frugalseg.config import load_config
-from frugalseg.engine.checkpoint import load_checkpoint
-from frugalseg.engine.restore import load_trained_model
 from frugalseg.engine.run_data import load_run_data
-from frugalseg.engine.trainer import Trainer
 from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
 from frugalseg.losses.dice import dice_ce_loss
 from frugalseg.losses.instance_weighting import weighted_cross_entropy
-from frugalseg.methods import METHODS, StepContext, get_method
+from frugalseg.methods import METHODS, get_method
 from frugalseg.methods.dii_dcr import (
     DIIDCR,
     BatchInstances,
@@ -30,7 +28,10 @@ from frugalseg.methods.dii_dcr import (
     SoftmaxAverage,
     instance_slots,
 )
+from frugalseg.methods.restore import load_trained_model
 from frugalseg.nets import UNet
+from frugalseg.training import StepContext
+from frugalseg.training.checkpoint import load_checkpoint
 from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, tiny_config
 
 K = 4  # classes, background included (as ACDC)
@@ -374,9 +375,9 @@ def test_a_few_steps_reduce_the_loss(sample_run):
 
 def test_gamma_survives_checkpoint_resume_and_record(tmp_path, sample_run):
     cfg, data = sample_run
-    Trainer(cfg, tmp_path / "full", progress=False, run_data=data).run()
-    Trainer(cfg, tmp_path / "killed", progress=False, run_data=data, stop_at=3).run()
-    Trainer(cfg, tmp_path / "killed", resume=True, progress=False, run_data=data).run()
+    train_run(cfg, tmp_path / "full", progress=False, run_data=data)
+    train_run(cfg, tmp_path / "killed", progress=False, run_data=data, stop_at=3)
+    train_run(cfg, tmp_path / "killed", resume=True, progress=False, run_data=data)
     full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")["method"]
     resumed = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["method"]
     assert full.keys() == resumed.keys()

@@ -11,9 +11,7 @@ from frugalseg.config import build_config, load_config
 from frugalseg.data.annotations import AnnotationFile, Item
 from frugalseg.data.dataset import SliceDataset
 from frugalseg.data.simulate import simulate_items
-from frugalseg.engine.ema import update_ema
 from frugalseg.engine.run_data import load_run_data
-from frugalseg.engine.trainer import build_method
 from frugalseg.errors import ConfigError
 from frugalseg.losses.multilabel_deep_supervision import (
     box_positive_map,
@@ -22,9 +20,11 @@ from frugalseg.losses.multilabel_deep_supervision import (
     ordinary_deep_supervision_loss,
 )
 from frugalseg.losses.partial_ce import partial_cross_entropy
-from frugalseg.methods import METHODS, StepContext, get_method
+from frugalseg.methods import METHODS, build_method, get_method
 from frugalseg.methods.mlds import MLDS, MLDSOptions, filter_predictions, pseudo_label_candidates
 from frugalseg.nets import UNet
+from frugalseg.training import StepContext
+from frugalseg.training.ema import update_ema
 from tests.helpers import loss_drops_on_fixed_batch, tiny_config
 
 C = 3  # background, class 1, class 2
@@ -264,9 +264,9 @@ def test_unknown_option_in_a_config_names_the_key():
 
 def test_a_network_without_deep_heads_is_refused():
     with pytest.raises(ValueError, match="model.deep_supervision: true"):
-        build_method(tiny_config("mlds"), C)
+        build_method(tiny_config("mlds"), 1, C)
     with pytest.raises(ValueError, match="box_positive_heads = 6"):
-        build_method(tiny_config("mlds", {"box_positive_heads": 6}, model={"deep_supervision": True}), C)
+        build_method(tiny_config("mlds", {"box_positive_heads": 6}, model={"deep_supervision": True}), 1, C)
 
 
 @pytest.mark.parametrize("schedule", ["paper", "quick"])
@@ -328,7 +328,7 @@ def test_trains_from_every_kind_of_annotation_in_one_batch():
     assert batch["has_mask"].sum() == 2 and (batch["box_label"] >= 0).flatten(1).any(1).sum() == 2
 
     torch.manual_seed(0)
-    method = build_method(config, k)
+    method = build_method(config, 1, k)
     method.train()
     opt = torch.optim.SGD(list(method.trainable_parameters()), lr=0.01, momentum=0.9)
 

@@ -12,8 +12,9 @@ from frugalseg.config import build_config, load_config
 from frugalseg.errors import ConfigError
 from frugalseg.losses.contrastive_variance import contrastive_variance_loss
 from frugalseg.losses.partial_ce import partial_cross_entropy
-from frugalseg.methods import METHODS, StepContext, get_method
+from frugalseg.methods import METHODS, get_method
 from frugalseg.methods.pscv import PSCV, PSCVOptions, cv_weight_at
+from frugalseg.training import StepContext
 from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, tiny_config
 
 K = 4  # classes, background included (as ACDC)

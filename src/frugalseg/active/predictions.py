@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from frugalseg.data.types import SliceItem
-from frugalseg.engine.restore import load_trained_method
+from frugalseg.methods.restore import load_trained_method
 
 __all__ = ["ScoringModel", "load_scoring_model", "softmax_pairs"]
 

@@ -12,11 +12,11 @@ __all__ = ["active_learning_command"]
 
 def active_learning_command(args: argparse.Namespace) -> int:
     """Run (or ``--list``, or ``--page-only``) the loop with the bench's ``--data --schedule --seeds --runs --out
-    --set --cost-model --device``; ``--only`` and ``--jobs`` belong to the matrix and are refused."""
+    --set --cost-model --device``; ``--only``, ``--row``, ``--doc`` and ``--jobs`` are about rows: refused."""
     from frugalseg.bench.active_learning_run import plan_text, run_active_learning
 
-    if args.only:
-        raise ConfigError("--only selects rows of the bench matrix; the active-learning loop has none")
+    if args.only or getattr(args, "rows", None) or getattr(args, "doc", None):
+        raise ConfigError("--only, --row and --doc are about rows of the bench; the active-learning loop has none")
     if args.jobs != 1:
         raise ConfigError("--jobs: the active-learning loop trains one round at a time (each round needs the last)")
     opts = LoopOptions(spec=load_loop_spec(args.active_learning or None), data=None if args.data is None

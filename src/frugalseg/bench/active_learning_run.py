@@ -111,7 +111,7 @@ class LoopRunner:
                ann: AnnotationFile) -> tuple[dict[str, Any], dict[str, Any], float]:
         """Train (or resume, or reuse) the round's run; score ``last.pt``; the config, summary and training time."""
         from frugalseg.bench.runner import check_run, evaluate_run, finished
-        from frugalseg.engine.trainer import Trainer
+        from frugalseg.commands.train import train_run
 
         config = round_config(self.opts, self.opts.data_root(), seed, ann_path)
         last = run / "checkpoints" / "last.pt"
@@ -119,8 +119,8 @@ class LoopRunner:
             check_run(run, config, strict=True, log=self.log)
         if not finished(run):
             resume = last.is_file()
-            Trainer(config, run, resume=resume, overwrite=not resume, progress=False,
-                    run_data=dataclasses.replace(self.data(), annotations=ann)).run()
+            train_run(config, run, resume=resume, overwrite=not resume, progress=False,
+                      run_data=dataclasses.replace(self.data(), annotations=ann))
         summary = evaluate_run(run, self.opts.data_root(), ("last",), self.opts.device)["last"]
         seconds = float(json.loads((run / "summary.json").read_text())["train_seconds"])
         return config.to_dict(), summary, seconds

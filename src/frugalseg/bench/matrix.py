@@ -1,7 +1,7 @@
 """The benchmark matrix: which runs exist (rows), which tables show them (budgets), what they cost in time.
 
 A **row** is one training run spelled as ``label=config[,key=value...]`` (the form
-``scripts/compare_methods.py --row`` has always taken, and the form the configs' comment headers and
+``frugalseg bench --row`` takes, and the form the configs' comment headers and
 ``docs/methods/*.md`` use for baselines). A **budget** is one table of ``docs/results.md``: the rows
 trained on that annotation budget, split into baselines and the methods compared with them. A row listed
 by two budgets is trained once (``supervised7`` is the masks-only baseline of both ``masks7`` and
@@ -66,7 +66,7 @@ def parse_row(text: str, label: str | None = None) -> Row:
 def row_config(row: Row, data: str | Path | None, schedule: str, seed: int, extra: Sequence[str] = ()) -> RunConfig:
     """The validated config of ``row`` for one seed.
 
-    Overrides apply in the order ``compare_methods.py`` always passed them to ``frugalseg train``:
+    Overrides apply in the order the bench has always passed them to ``frugalseg train``:
     ``data.root``, ``schedule``, ``train.seed``, the row's own, then ``extra`` (the bench's ``--set``).
     """
     head = ([f"data.root={data}"] if data is not None else []) + [f"schedule={schedule}", f"train.seed={seed}"]

@@ -381,7 +381,7 @@ def train_side_by_side(jobs: Sequence[Job], workers: int, devices: Sequence[str]
                        log: Log = print) -> tuple[float, list[JobFailure]]:
     """Train ``jobs`` ``workers`` at a time, cpus/workers threads each (one GPU each where ``devices``).
 
-    The one scheduler call of ``frugalseg bench --jobs`` and ``scripts/compare_methods.py --jobs``.
+    The one scheduler call of ``frugalseg bench --jobs`` (matrix rows or ``--row`` rows).
     Returns the wall seconds spent and the jobs that failed (the others went on).
     """
     if not jobs:

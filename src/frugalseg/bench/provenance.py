@@ -1,7 +1,8 @@
 """Where a generated table came from: date, commit and machine, for the header of every page a script writes.
 
 A number in ``docs/`` is only worth as much as what can be said about how it was made; these strings go at
-the top of ``docs/results.md`` (``frugalseg bench``), ``compare_methods.py`` blocks and ``benchmarks/`` blocks.
+the top of ``docs/results.md`` (``frugalseg bench``), of the method pages' blocks (``frugalseg bench --row
+--doc``) and of the ``benchmarks/`` blocks.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Why: a working session lasts a few hours and only what is committed to git survives it, while a run folder
 (checkpoints, logs, the annotation file) is too large to commit. So as soon as a run is trained and scored,
-the runner copies what the pages need into a record of a few tens of KB; the bench and
-``scripts/compare_methods.py`` treat a row x seed that has a record as finished (it is not trained again, even
-when its run folder is gone) and build their tables and figures from records alone. Layout::
+the runner copies what the pages need into a record of a few tens of KB; ``frugalseg bench`` treats a row x
+seed that has a record as finished (it is not trained again, even when its run folder is gone) and builds its
+pages (``docs/results.md`` and the method pages' blocks) from records alone. The records of every page live in
+one store, ``docs/results/runs/`` (:mod:`frugalseg.bench.options`), so a row's records exist once. Layout::
 
     <records>/<label>-s<seed>/
         record.json                  format, row label and spec, seed, schedule, data, the run folder it was
@@ -17,9 +18,9 @@ when its run folder is gone) and build their tables and figures from records alo
         eval_last/per_volume.csv
         panel.npz                    (optional) last.pt's predicted labels (uint8) on the panel's validation
                                      slices; the image and reference are read from the data at page time
-        method_state.npz             (optional) the entries of last.pt's method state that the method lists in
-                                     ``Method.recorded_state`` (DII's γ per weak instance), for analyses
-                                     that read them after the run folder is gone
+        method_state.npz             (optional) the entries of last.pt's method state that
+                                     :data:`RECORDED_METHOD_STATE` lists for the run's method (DII's γ per
+                                     weak instance), for analyses that read them after the run folder is gone
 
 The annotation counts (masks, clicks, boxes, ... of the run's ``annotations.json``, :class:`AnnotationCounts`)
 replace the annotation file itself (about 140 KB on the 70-patient ACDC budgets): the cost model is applied to
@@ -52,6 +53,7 @@ from frugalseg.errors import FrugalsegError
 __all__ = [
     "CHECKPOINTS",
     "METHOD_STATE_FILE",
+    "RECORDED_METHOD_STATE",
     "RECORD_FORMAT",
     "MethodState",
     "Panel",
@@ -89,7 +91,16 @@ EVAL_FILES: tuple[str, ...] = ("summary.json", "per_volume.csv")
 
 
 METHOD_STATE_FILE = "method_state.npz"
-"""The record's copy of the method state entries its method lists in ``Method.recorded_state`` (compressed)."""
+"""The record's copy of the method state entries :data:`RECORDED_METHOD_STATE` lists for its method (compressed)."""
+
+RECORDED_METHOD_STATE: dict[str, tuple[str, ...]] = {
+    "dii_dcr": ("indicators.gamma", "indicators.steps"),  # scripts/dii_instance_quality.py reads them
+}
+"""Keys of a method's checkpointed state (``Method.state_dict``) that a run's record keeps, by method name.
+
+Small state that an analysis reads after training (DII's γ per weak instance), so the analysis can be redone
+from the committed record once the run folder and its checkpoints are gone. What a record keeps is the
+bench's business, not the method's: a method not listed keeps nothing."""
 
 
 class RecordError(FrugalsegError):
@@ -113,7 +124,7 @@ class Panel:
 
 @dataclass(frozen=True)
 class MethodState:
-    """The recorded entries of a checkpoint's method state (see ``Method.recorded_state``).
+    """The recorded entries of a checkpoint's method state (see :data:`RECORDED_METHOD_STATE`).
 
     Attributes:
         checkpoint: the checkpoint they were read from (``last``).
@@ -251,7 +262,7 @@ def read_record(path: Path, which: Sequence[str] = CHECKPOINTS, label: str | Non
 
 
 def read_run(path: Path, label: str, seed: int, which: Sequence[str] = CHECKPOINTS) -> RunRecord:
-    """A :class:`RunRecord` of a scored run folder (``compare_methods.py`` without records; tests)."""
+    """A :class:`RunRecord` of a scored run folder (:func:`~frugalseg.bench.runner.run_row_seed` without records)."""
     return RunRecord(label=label, seed=seed, path=path, train_seconds=_train_seconds(path),
                      summaries=_summaries(path, which), counts=count_run_annotations(path), run=path.as_posix())
 
@@ -296,8 +307,8 @@ def predict_panel(checkpoint: Path, data: str | Path, device: str | None = None,
 
     from frugalseg.bench.figures import pick_slices
     from frugalseg.data.sources import open_source
-    from frugalseg.engine.restore import load_trained_model
     from frugalseg.evaluation.inference import predict_volume
+    from frugalseg.methods.restore import load_trained_model
 
     source = open_source(data)
     val = source.case_ids("val")
@@ -316,21 +327,20 @@ def predict_panel(checkpoint: Path, data: str | Path, device: str | None = None,
 
 
 def recorded_method_state(run: Path, checkpoint: str = PANEL_CHECKPOINT) -> MethodState | None:
-    """The entries of the run's checkpoint state that its method records (``Method.recorded_state``).
+    """The entries of the run's checkpoint state that :data:`RECORDED_METHOD_STATE` lists for its method.
 
     ``None`` when the method records nothing.
 
     Raises:
         RecordError: the run's config, its checkpoint or a listed state entry is missing or unreadable.
     """
-    from frugalseg.engine.checkpoint import load_checkpoint
-    from frugalseg.methods import get_method
+    from frugalseg.training.checkpoint import load_checkpoint
 
     config = _read_json(run / "config.json", "run config")
     try:
-        keys = get_method(str(config["method"]["name"])).recorded_state
+        keys = RECORDED_METHOD_STATE.get(str(config["method"]["name"]), ())
     except (KeyError, TypeError) as exc:
-        raise RecordError(f"{run / 'config.json'}: no known method.name ({exc})") from exc
+        raise RecordError(f"{run / 'config.json'}: no method.name ({exc})") from exc
     if not keys:
         return None
     path = run / "checkpoints" / f"{checkpoint}.pt"

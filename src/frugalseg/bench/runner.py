@@ -1,6 +1,6 @@
 """Train one row with one seed unless it is finished, score its checkpoints, keep its record: a bench's unit.
 
-Folder layout (the one ``scripts/compare_methods.py`` has always written, so its runs are reused)::
+Folder layout::
 
     <runs>/<label>-s<seed>/             a frugalseg run folder (config.json, annotations.json, logs, checkpoints/)
     <runs>/<label>-s<seed>/summary.json  written by the engine when training finished: the "done" marker
@@ -18,7 +18,7 @@ reaches it: scored if needed, then recorded.
 Because a folder is found by its label alone, what is reused is checked against the config the row asks for
 (:func:`config_differences`): a run folder or record of other settings (another schedule, another ``--set``)
 is an error rather than a silently wrong table row. A record is always checked strictly; a run folder may be
-reused with a warning (``strict=False``, ``compare_methods.py``), and such a run is then not recorded, so a
+reused with a warning (``strict=False``; ``frugalseg bench`` never does), and such a run is then not recorded, so a
 record only ever holds a run of its row.
 """
 
@@ -162,7 +162,7 @@ def check_record(path: Path, config: RunConfig) -> None:
     """Refuse the record in ``path`` unless its run was trained with ``config`` (always strict).
 
     A record outlives its run folder and feeds committed tables, so a record of other settings is never
-    reused, not even by ``compare_methods.py``, which reuses such a run folder with a warning.
+    reused, not even with ``strict=False``, which reuses such a run folder with a warning.
 
     Raises:
         RunMismatchError: they differ, naming the record and the keys; or the record has no config.json.
@@ -197,7 +197,7 @@ def train_or_skip(
     Raises:
         RunMismatchError: the folder holds a run of another config (with ``strict``; else a warning is logged).
     """
-    from frugalseg.engine.trainer import Trainer
+    from frugalseg.commands.train import train_run
 
     path = run_dir(runs, row.label, seed)
     config = row_config(row, data, schedule, seed, extra)
@@ -207,7 +207,7 @@ def train_or_skip(
         return False
     resume = (path / "checkpoints" / "last.pt").is_file()
     t0 = time.perf_counter()
-    Trainer(config, path, resume=resume, overwrite=not resume, progress=False).run()
+    train_run(config, path, resume=resume, overwrite=not resume, progress=False)
     log(f"[{row.label} s{seed}] trained in {time.perf_counter() - t0:.0f} s")
     return True
 
@@ -215,7 +215,7 @@ def train_or_skip(
 def evaluate_run(path: Path, data: str | Path, which: Sequence[str] = CHECKPOINTS,
                  device: str | None = None) -> dict[str, dict[str, Any]]:
     """Score ``checkpoints/<which>.pt`` of a finished run into ``eval_<which>/`` unless already scored."""
-    from frugalseg.commands.evaluate import evaluate_checkpoint
+    from frugalseg.evaluation.checkpoint import evaluate_checkpoint
 
     summaries = {}
     for name in which:
@@ -353,7 +353,7 @@ def run_row_seed(
     device: str | None = None,
     records: str | Path | None = None,
 ) -> RunRecord:
-    """Train (or skip), score and record one row with one seed; the unit ``compare_methods.py`` repeats.
+    """Train (or skip), score and record one row with one seed, and read it back: the unit of a comparison.
 
     Read from the record when there is one, else from the run folder (no ``records``, or a run of another
     config reused with ``strict=False``, which is not recorded).

@@ -35,10 +35,10 @@ DEMO_RUNS = {"pce": "sample_pce", "supervised": "sample_supervised"}
 
 def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = False) -> Path:
     """Run the demo into ``out``; return the path of the Markdown report."""
-    from frugalseg.commands.evaluate import evaluate_checkpoint
+    from frugalseg.commands.train import train_run
     from frugalseg.data.annotations import save_annotations
     from frugalseg.engine.run_data import load_run_data
-    from frugalseg.engine.trainer import Trainer
+    from frugalseg.evaluation.checkpoint import evaluate_checkpoint
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -56,7 +56,7 @@ def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = F
         if name == "pce" and data.annotations is not None:
             save_annotations(data.annotations, out / "annotations.json", overwrite=True)
         run_dir = out / "runs" / name
-        Trainer(config, run_dir, overwrite=True, run_data=data).run()
+        train_run(config, run_dir, overwrite=True, run_data=data)
         res = evaluate_checkpoint(run_dir / "checkpoints" / "best.pt", data_root, out / "eval" / name, overwrite=True)
         summaries[name] = res.summary
     seconds = time.perf_counter() - started
@@ -134,38 +134,23 @@ def _plot_curves(out: Path, names: list[str]) -> None:
 
 
 def _plot_predictions(out: Path, data_root: Path, names: list[str], n_slices: int = 4) -> None:
-    import matplotlib
+    """The bench's prediction panel (:func:`~frugalseg.bench.figures.plot_prediction_panel`) of each run's best.pt.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    The slices are the bench's too (:func:`~frugalseg.bench.figures.pick_slices`: spread over the first
+    validation volume's slices with foreground), so the demo's figure reads like the results page's.
+    """
+    from frugalseg.bench.figures import pick_slices, plot_prediction_panel
     from frugalseg.data.sources import open_source
-    from frugalseg.engine.restore import load_trained_model
     from frugalseg.evaluation.inference import predict_volume
+    from frugalseg.methods.restore import load_trained_model
 
     source = open_source(data_root)
     case = source.load_case(source.case_ids("val")[0])
     assert case.label is not None
-    fg = np.flatnonzero(case.label.reshape(case.label.shape[0], -1).any(axis=1))
-    picks = fg[np.linspace(0, len(fg) - 1, min(n_slices, len(fg))).round().astype(int)]
+    picks = pick_slices(case.label, n_slices)
     preds = {}
     for name in names:
         model = load_trained_model(out / "runs" / name / "checkpoints" / "best.pt")
-        preds[name] = predict_volume(model.network, case.image, patch_size=model.config.data.patch_size)
-    cols = 2 + len(names)
-    fig, axes = plt.subplots(len(picks), cols, figsize=(2.6 * cols, 2.6 * len(picks)), squeeze=False)
-    titles = ["image", "ground truth", *names]
-    for r, z in enumerate(picks):
-        panels = [None, case.label[z], *(preds[n][z] for n in names)]
-        for c, lab in enumerate(panels):
-            ax = axes[r, c]
-            ax.imshow(case.image[z], cmap="gray")
-            if lab is not None:
-                ax.imshow(np.ma.masked_equal(lab, 0), cmap="tab10", vmin=0, vmax=9, alpha=0.5, interpolation="nearest")
-            ax.set_axis_off()
-            if r == 0:
-                ax.set_title(titles[c])
-    fig.suptitle(f"{case.case_id}: RV (orange), Myo (green), LV (red)")
-    fig.tight_layout()
-    fig.savefig(out / "predictions.png", dpi=100)
-    plt.close(fig)
+        preds[name] = predict_volume(model.network, case.image[picks], patch_size=model.config.data.patch_size)
+    plot_prediction_panel(case.image[picks], case.label[picks], preds, out / "predictions.png",
+                          title=f"{case.case_id}: RV (orange), Myo (green), LV (red)")

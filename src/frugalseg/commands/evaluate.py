@@ -1,71 +1,17 @@
-"""``frugalseg eval``: score a checkpoint on volumes, per volume and per class, into a CSV and a JSON summary."""
+"""``frugalseg eval``: score a checkpoint on volumes (:func:`frugalseg.evaluation.checkpoint.evaluate_checkpoint`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
-from typing import Any
 
-import torch
+from frugalseg.evaluation.checkpoint import evaluate_checkpoint
 
-from frugalseg.data.sources import open_source
-from frugalseg.engine.restore import load_trained_model
-from frugalseg.engine.run_data import check_ids, read_case_list
-from frugalseg.errors import CheckpointError, DataError, OutputExistsError
+__all__ = ["run_eval"]
 
 
-@dataclass
-class EvalOutput:
-    summary: dict[str, Any]
-    csv_path: Path
-    json_path: Path
-
-
-def evaluate_checkpoint(
-    checkpoint: str | Path,
-    data: str | Path,
-    out: str | Path,
-    case_list: str | Path | None = None,
-    split: str = "val",
-    overwrite: bool = False,
-    device: str | None = None,
-) -> EvalOutput:
-    """Evaluate ``checkpoint`` on the cases of ``data`` (``--list`` or the source's ``split``); write reports.
-
-    Everything that can fail on bad input (missing folder, empty list, a checkpoint for another
-    class count) fails before ``out`` is written.
-    """
-    from frugalseg.evaluation.inference import evaluate_cases
-    from frugalseg.evaluation.metrics import summarise
-    from frugalseg.evaluation.reports import write_reports
-
-    out = Path(out)
-    csv_path, json_path = out / "per_volume.csv", out / "summary.json"
-    for p in (csv_path, json_path):
-        if p.exists() and not overwrite:
-            raise OutputExistsError(p)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_trained_model(checkpoint, dev)
-    source = open_source(data)
-    if source.num_classes != model.num_classes:
-        raise CheckpointError(
-            f"{checkpoint}: trained for {model.num_classes} classes, but {source.root} has {source.num_classes}"
-        )
-    if case_list is not None:
-        ids = check_ids(source, read_case_list(case_list), case_list)
-    else:
-        ids = source.case_ids(split)
-    if not ids:
-        raise DataError(source.root, f"no cases in split {split!r}: give --list")
-    cases = [source.load_case(i) for i in ids]
-    missing = [c.case_id for c in cases if c.label is None]
-    if missing:
-        raise DataError(source.root, f"cases without a reference mask cannot be scored: {', '.join(missing[:5])}")
-    results = evaluate_cases(model.network, cases, patch_size=model.config.data.patch_size,
-                             batch_size=model.config.train.val_batch_size, amp=model.config.train.precision != "off",
-                             device=dev)
-    summary = summarise(results, source.classes)
-    summary["checkpoint"] = str(checkpoint)
-    summary["data"] = str(data)
-    write_reports(results, summary, csv_path, json_path, source.classes, overwrite=overwrite)
-    return EvalOutput(summary, csv_path, json_path)
+def run_eval(checkpoint: Path, data: Path, out: Path, case_list: Path | None = None, overwrite: bool = False,
+             device: str | None = None) -> str:
+    """Evaluate ``checkpoint`` on ``data`` into ``out``; the text the command prints (overall scores, files)."""
+    res = evaluate_checkpoint(checkpoint, data, out, case_list=case_list, overwrite=overwrite, device=device)
+    return f"{json.dumps(res.summary['overall'], indent=2)}\nwrote {res.csv_path} and {res.json_path}"

@@ -8,8 +8,8 @@ import torch
 
 from frugalseg.data.sources import open_source
 from frugalseg.data.types import Case
-from frugalseg.engine.restore import load_trained_model
 from frugalseg.errors import DataError, OutputExistsError
+from frugalseg.methods.restore import load_trained_model
 
 
 def predict_to_nifti(

@@ -9,26 +9,29 @@ Under ``torchrun`` the same loop runs on every rank with DistributedDataParallel
 rank 0 alone logs, evaluates and saves.
 
 Stages. A method may split the run into consecutive stages (:meth:`Method.stages`, e.g. ACTION's
-global distillation, local distillation and fine-tuning; :mod:`frugalseg.engine.stages`). The loop is
+global distillation, local distillation and fine-tuning; :mod:`frugalseg.training.stages`). The loop is
 the same; what the engine does per stage is generic and method-agnostic:
 
 - the poly learning rate restarts at each stage's first iteration and decays over the stage's length;
 - at a stage's first iteration the optimiser state (momentum) is cleared, the stage's parameter-group
   values (e.g. ``nesterov``) are set, and :meth:`Method.on_stage_start` is called (where a method
   re-initialises a teacher, say) -- also when a resumed run starts exactly there;
-- batches have the stage's size and mask slots (:class:`~frugalseg.methods.Stage`);
+- batches have the stage's size and mask slots (:class:`~frugalseg.training.Stage`);
 - the step context names the stage, the logs get a ``stage`` column (its index), and the last
   iteration of each stage saves ``checkpoints/stage_<name>.pt`` as well as ``last.pt``.
 
 A run is still one schedule over ``train.iterations``: resuming from ``last.pt`` lands in the right
 stage with the right learning rate because all of it is a function of the iteration. A method of one
 stage (every method but ACTION) gets exactly the loop it had before stages existed.
+
+The loop knows no method by name: it receives a built :class:`~frugalseg.training.Method` and the run's
+data. Building the method from ``method.name``, preparing the run folder and seeding are the command
+side's (:func:`frugalseg.commands.train.train_run`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
@@ -46,17 +49,14 @@ from tqdm.auto import tqdm
 from frugalseg.config import Precision, RunConfig
 from frugalseg.data.dataset import SliceDataset
 from frugalseg.data.sampling import BatchPlan
-from frugalseg.engine import distributed as dist_utils
-from frugalseg.engine.checkpoint import load_checkpoint, save_checkpoint
-from frugalseg.engine.ema import update_ema
 from frugalseg.engine.logs import RunLogger
-from frugalseg.engine.run_data import RunData, load_run_data
-from frugalseg.engine.schedules import ema_decay
-from frugalseg.engine.stages import StagePlan
-from frugalseg.errors import CheckpointError, DataError, OutputExistsError
-from frugalseg.methods import Method, get_method
-from frugalseg.methods.base import StepContext
-from frugalseg.nets import UNet
+from frugalseg.engine.run_data import RunData
+from frugalseg.errors import DataError
+from frugalseg.training import Method, StagePlan, StepContext
+from frugalseg.training import collectives as dist_utils
+from frugalseg.training.checkpoint import load_checkpoint, save_checkpoint
+from frugalseg.training.ema import update_ema
+from frugalseg.training.schedules import ema_decay
 
 RUN_MARKER = "config.json"
 """A folder holding this file is a frugalseg run folder."""
@@ -71,21 +71,6 @@ class TrainResult:
     best_dice: float
     best_iteration: int
     seconds: float
-
-
-def build_method(config: RunConfig, num_classes: int) -> Method:
-    """Instantiate the configured method with the configured U-Net."""
-    cls = get_method(config.method.name)
-    options = cls.Options.model_validate(config.method.options)
-    m = config.model
-
-    def build_net() -> nn.Module:
-        return UNet(
-            in_channels=1, num_classes=num_classes, features=m.features, dropout=m.dropout, norm=m.norm,
-            upsample=m.upsample, deep_supervision=m.deep_supervision, ds_hidden=m.ds_hidden,
-        )
-
-    return cls(options, build_net, num_classes)
 
 
 def resolve_device(config: RunConfig, local_rank: int = 0) -> torch.device:
@@ -147,30 +132,16 @@ def primary_items(dataset: SliceDataset, chosen: list[int]) -> list[int] | None:
     return primary
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to write into an existing run unless asked to resume it or overwrite it (checked before any work)."""
-    if resume:
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(run_dir, "pass --resume to continue that run or --overwrite to replace it")
-        if not (run_dir / RUN_MARKER).is_file():
-            raise OutputExistsError(run_dir, "it is not a frugalseg run folder; refusing to delete it")
-        shutil.rmtree(run_dir)
-
-
 class Trainer:
-    """Train one configured run into ``run_dir``.
+    """Train a built method on a run's data into ``run_dir`` (a folder the caller has prepared).
 
     Args:
         config: the validated run config.
+        method: the built method (its weights as the caller seeded them, on the CPU).
+        data: the run's data (training items, validation volumes, annotations).
         run_dir: output folder (config, annotations, logs, checkpoints).
         resume: continue from ``run_dir/checkpoints/last.pt``.
-        overwrite: replace an existing run folder.
         progress: show a progress bar (rank 0).
-        run_data: pre-loaded data (tests, the demo and the bench reuse it across runs).
         stop_at: stop after this many iterations (saving ``last.pt``) as if the run had been killed there;
             ``--resume`` continues it. The schedule still spans ``train.iterations``.
     """
@@ -178,19 +149,19 @@ class Trainer:
     def __init__(
         self,
         config: RunConfig,
+        method: Method[Any],
+        data: RunData,
         run_dir: str | Path,
         resume: bool = False,
-        overwrite: bool = False,
         progress: bool = True,
-        run_data: RunData | None = None,
         stop_at: int | None = None,
     ) -> None:
         self.config = config
+        self.method = method
+        self.data = data
         self.run_dir = Path(run_dir)
         self.resume = resume
-        self.overwrite = overwrite
         self.progress = progress
-        self._run_data = run_data
         self.stop_at = stop_at
 
     # ------------------------------------------------------------------------------------------------------------
@@ -200,10 +171,7 @@ class Trainer:
         device = resolve_device(cfg, info.local_rank)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        if info.is_main:
-            prepare_run_dir(self.run_dir, self.resume, self.overwrite)
-        dist_utils.barrier(info)
-        data = self._run_data or load_run_data(cfg, annotations_out=None)
+        data = self.data
         if info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / RUN_MARKER).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -211,7 +179,6 @@ class Trainer:
                 from frugalseg.data.annotations import save_annotations
 
                 save_annotations(data.annotations, self.run_dir / "annotations.json", overwrite=True)
-        seed_everything(cfg.train.seed + info.rank)
         try:
             return self._train(data, info, device)
         finally:
@@ -221,7 +188,7 @@ class Trainer:
     def _train(self, data: RunData, info: dist_utils.DistInfo, device: torch.device) -> TrainResult:
         cfg = self.config
         num_classes = data.source.num_classes
-        method = build_method(cfg, num_classes)
+        method = self.method
         requirements = method.requirements(method.options)
         dataset = SliceDataset(
             data.train_items, data.annotations, num_classes, cfg.data.patch_size, augment=cfg.data.augment,
@@ -275,6 +242,7 @@ class Trainer:
         def checkpoint_payload(iteration: int, rng: list[torch.Tensor]) -> dict[str, Any]:
             return {
                 "config": cfg.to_dict(),
+                "in_channels": data.source.in_channels,
                 "num_classes": num_classes,
                 "class_names": {str(k): v for k, v in data.source.classes.items()},
                 "iteration": iteration,
@@ -384,7 +352,7 @@ class Trainer:
                          primary_per_batch=per_batch or size // 2)
 
     @staticmethod
-    def _start_stage(method: Method, optimizer: torch.optim.Optimizer, stages: StagePlan, index: int,
+    def _start_stage(method: Method[Any], optimizer: torch.optim.Optimizer, stages: StagePlan, index: int,
                      ctx: StepContext) -> None:
         """What changes at a stage's first iteration: optimiser state and group values, then the method's hook."""
         stage = stages.stages[index]
@@ -398,7 +366,7 @@ class Trainer:
                 group[key] = value
         method.on_stage_start(stage, ctx)
 
-    def _validate(self, method: Method, data: RunData, device: torch.device, amp: bool,
+    def _validate(self, method: Method[Any], data: RunData, device: torch.device, amp: bool,
                   channels_last: bool) -> dict[str, float]:
         """Mean Dice (and per-class Dice, HD95) of the inference network on the validation volumes."""
         from frugalseg.evaluation.inference import evaluate_cases
@@ -439,10 +407,4 @@ def _fmt(losses: dict[str, torch.Tensor]) -> str:
     return ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
 
 
-def default_run_dir(config: RunConfig) -> Path:
-    """``runs/<config name>-<method>-s<seed>`` under the current folder."""
-    base = os.environ.get("FRUGALSEG_RUNS", "runs")
-    return Path(base) / f"{config.name or config.method.name}-s{config.train.seed}"
-
-
-__all__ = ["Trainer", "TrainResult", "build_method", "default_run_dir"]
+__all__ = ["TrainResult", "Trainer", "seed_everything"]

@@ -45,25 +45,13 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from frugalseg.data.intensity import random_brightness_contrast, random_gaussian_blur
-from frugalseg.engine.distributed import gather_from_ranks
-from frugalseg.engine.ema import make_teacher
-from frugalseg.engine.schedules import split_iterations
 from frugalseg.losses.anatomical_contrast import anatomical_contrast_loss
 from frugalseg.losses.co_regularisation import cutmix_masks, mix
 from frugalseg.losses.dice import dice_ce_loss
 from frugalseg.losses.distillation import soft_distillation_kl
 from frugalseg.losses.pseudo_label import confidence_weighted_cross_entropy, confident_fraction
 from frugalseg.methods.anchor_queue import AnchorQueue
-from frugalseg.methods.base import (
-    Batch,
-    Method,
-    MethodOptions,
-    NetFactory,
-    Stage,
-    StepContext,
-    StepOutput,
-    register_method,
-)
+from frugalseg.methods.registry import register_method
 from frugalseg.nets.heads import (
     GlobalProjection,
     LinearPredictor,
@@ -71,6 +59,10 @@ from frugalseg.nets.heads import (
     WindowPredictor,
     WindowProjection,
 )
+from frugalseg.training import Batch, Method, MethodOptions, NetFactory, Stage, StepContext, StepOutput
+from frugalseg.training.collectives import gather_from_ranks
+from frugalseg.training.ema import make_teacher
+from frugalseg.training.schedules import split_iterations
 
 __all__ = ["ACTION", "ACTIONOptions", "STAGES", "window_crops"]
 
@@ -161,7 +153,7 @@ def window_crops(maps: Tensor, fraction: float) -> tuple[Tensor, int]:
 
 
 @register_method("action")
-class ACTION(Method):
+class ACTION(Method[ACTIONOptions]):
     """Student U-Net with global/local projection heads and predictors, an EMA teacher (U-Net + projection
     heads), two anchor queues, and a representation head for stage iii."""
 
@@ -192,7 +184,7 @@ class ACTION(Method):
         self._pending: dict[str, Tensor] = {}
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: ACTIONOptions) -> dict[str, Any]:
         return {"sample": "all", "two_stream": True}
 
     @property
@@ -203,7 +195,7 @@ class ACTION(Method):
     # ----- stages ---------------------------------------------------------------------------------------------
     def stages(self, iterations: int) -> list[Stage]:
         """(i) global, (ii) local, (iii) finetune, with lengths in proportion to ``stage_split``."""
-        o: ACTIONOptions = self.options  # type: ignore[assignment]
+        o = self.options
         lengths = split_iterations(iterations, o.stage_split)
         pre = {"batch_size": o.pretrain_batch_size, "mask_items_per_batch": o.pretrain_mask_items}
         nesterov = {"nesterov": True} if o.finetune_nesterov else {}
@@ -247,13 +239,13 @@ class ACTION(Method):
             self.local_queue.enqueue(gather_from_ranks(pending["local"]))
 
     def _student_view(self, image: Tensor) -> Tensor:
-        o: ACTIONOptions = self.options  # type: ignore[assignment]
+        o = self.options
         jittered = random_brightness_contrast(image, o.view_jitter, o.view_jitter_p)
         return random_gaussian_blur(jittered, o.view_blur_p, o.blur_sigma)
 
     def _window_embeddings(self, logits: Tensor, teacher: bool) -> Tensor:
         """(B, W, C·pool²) one embedding per window of the logit map (student: through its predictor)."""
-        o: ACTIONOptions = self.options  # type: ignore[assignment]
+        o = self.options
         crops, count = window_crops(logits, o.local_window)
         if teacher:
             emb = self.teachers["local_projector"](crops)
@@ -269,7 +261,7 @@ class ACTION(Method):
 
     def _distillation_step(self, batch: Batch, local: bool) -> StepOutput:
         """Stages i (``local=False``) and ii: the global (and local) soft distillation (+ supervised in ii)."""
-        o: ACTIONOptions = self.options  # type: ignore[assignment]
+        o = self.options
         image = batch["image"]
         out = self.net("student")(self._student_view(image), return_features=True)
         z_s = self.net("global_predictor")(self.net("global_projector")(out.features[0])).float()
@@ -300,7 +292,7 @@ class ACTION(Method):
 
         Returns the augmented images (n, 1, H, W), pseudo-labels (n, H, W) and confidences (n, H, W).
         """
-        o: ACTIONOptions = self.options  # type: ignore[assignment]
+        o = self.options
         n, _, h, w = unlabelled.shape
         with torch.no_grad():
             prob = torch.softmax(self.teachers["teacher"](unlabelled).float(), dim=1)
@@ -315,7 +307,7 @@ class ACTION(Method):
 
     def _finetune_step(self, batch: Batch) -> StepOutput:
         """Stage iii: supervised + confidence-weighted pseudo-label CE + k · AnCo."""
-        o: ACTIONOptions = self.options  # type: ignore[assignment]
+        o = self.options
         image, has_mask = batch["image"], batch["has_mask"]
         label_l = batch["label"][has_mask]
         n_l = int(has_mask.sum())

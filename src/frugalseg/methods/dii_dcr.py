@@ -35,8 +35,6 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from frugalseg.choices import StrEnum
-from frugalseg.engine.distributed import reduce_across_ranks
-from frugalseg.engine.schedules import poly_lr_factor, sigmoid_rampup
 from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
 from frugalseg.losses.dice import dice_ce_loss
 from frugalseg.losses.instance_weighting import (
@@ -46,8 +44,11 @@ from frugalseg.losses.instance_weighting import (
     segment_classifier_gradients,
     weighted_cross_entropy,
 )
-from frugalseg.methods.base import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput, register_method
 from frugalseg.methods.dii_state import InstanceIndicators
+from frugalseg.methods.registry import register_method
+from frugalseg.training import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput
+from frugalseg.training.collectives import reduce_across_ranks
+from frugalseg.training.schedules import poly_lr_factor, sigmoid_rampup
 
 __all__ = ["CRWeighting", "DIIDCR", "DIIDCROptions", "Granularity", "InferenceNet", "SoftmaxAverage"]
 
@@ -191,11 +192,10 @@ class _Pending:
 
 
 @register_method("dii_dcr")
-class DIIDCR(Method):
+class DIIDCR(Method[DIIDCROptions]):
     """Two co-regularised U-Nets (or one) trained on strong masks and γ-weighted weak masks."""
 
     Options = DIIDCROptions
-    recorded_state = ("indicators.gamma", "indicators.steps")  # scripts/dii_instance_quality.py reads them
 
     def __init__(self, options: DIIDCROptions, build_net: NetFactory, num_classes: int) -> None:
         super().__init__(options, build_net, num_classes)
@@ -208,7 +208,7 @@ class DIIDCR(Method):
         self._pending: _Pending | None = None
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: DIIDCROptions) -> dict[str, Any]:
         # Every batch holds strong items (two-stream sampling): the strong gradient needs them at every step.
         return {"sample": "all", "two_stream": True}
 
@@ -220,7 +220,7 @@ class DIIDCR(Method):
         return head
 
     def inference_network(self) -> nn.Module:
-        opts: DIIDCROptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.inference == InferenceNet.AVERAGE:
             return SoftmaxAverage([self.nets["student"], self.nets["peer"]])
         return self.nets["student"]
@@ -232,7 +232,7 @@ class DIIDCR(Method):
         A pixel weighs the γ of its instance, 1 outside every instance. An image's trust is the mean γ of
         its instances (1 with none: a strong or an unlabelled image). Without DII every weight is 1.
         """
-        opts: DIIDCROptions = self.options  # type: ignore[assignment]
+        opts = self.options
         b = batch["image"].shape[0]
         device = batch["image"].device
         weights = torch.ones(batch["box_label"].shape, device=device)
@@ -251,7 +251,7 @@ class DIIDCR(Method):
         return weights, trust, gamma
 
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
-        opts: DIIDCROptions = self.options  # type: ignore[assignment]
+        opts = self.options
         image = batch["image"]
         b = image.shape[0]
         strong = batch["has_mask"]
@@ -305,7 +305,7 @@ class DIIDCR(Method):
 
     def _gamma_metrics(self, batch_gamma: Tensor) -> dict[str, float]:
         """Where γ stands, for the logs (the same keys at every step: the CSV's columns are fixed by its first row)."""
-        opts: DIIDCROptions = self.options  # type: ignore[assignment]
+        opts = self.options
         table = self.indicators
         updated = table.gamma[table.steps > 0]
         return {
@@ -316,13 +316,13 @@ class DIIDCR(Method):
 
     # ----- the DII update -------------------------------------------------------------------------------------
     def _start(self, ctx: StepContext) -> int:
-        opts: DIIDCROptions = self.options  # type: ignore[assignment]
+        opts = self.options
         return int(opts.start_fraction * ctx.max_iterations)
 
     @torch.no_grad()
     def on_step_end(self, ctx: StepContext) -> None:
         """Gather ``∂L_S/∂γ`` of the batch's instances; every τ iterations, step γ (identically on every rank)."""
-        opts: DIIDCROptions = self.options  # type: ignore[assignment]
+        opts = self.options
         pending, self._pending = self._pending, None
         if pending is None:
             return

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from frugalseg.engine.distributed import reduce_across_ranks
 from frugalseg.losses.instance_weighting import IndicatorOptimizer, IndicatorState, indicator_step
+from frugalseg.training.collectives import reduce_across_ranks
 
 __all__ = ["InstanceIndicators"]
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
-from frugalseg.engine.ema import make_teacher
-from frugalseg.engine.schedules import sigmoid_rampup
 from frugalseg.losses.consistency import softmax_mse
 from frugalseg.losses.dice import dice_ce_loss
-from frugalseg.methods.base import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput, register_method
+from frugalseg.methods.registry import register_method
+from frugalseg.training import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput
+from frugalseg.training.ema import make_teacher
+from frugalseg.training.schedules import sigmoid_rampup
 
 
 class MeanTeacherOptions(MethodOptions):
@@ -31,7 +32,7 @@ class MeanTeacherOptions(MethodOptions):
 
 
 @register_method("mean_teacher")
-class MeanTeacher(Method):
+class MeanTeacher(Method[MeanTeacherOptions]):
     """Student + EMA teacher; the teacher is what gets evaluated (it is the smoother model)."""
 
     Options = MeanTeacherOptions
@@ -45,7 +46,7 @@ class MeanTeacher(Method):
         self.ema_decay = options.ema_decay
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: MeanTeacherOptions) -> dict[str, Any]:
         return {"sample": "all", "two_stream": True}
 
     @property
@@ -53,7 +54,7 @@ class MeanTeacher(Method):
         return [("teacher", "student")]
 
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
-        opts: MeanTeacherOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         image = batch["image"]
         logits = self.net("student")(image)
         has_mask = batch["has_mask"]

@@ -42,9 +42,6 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from frugalseg.choices import StrEnum
-from frugalseg.engine.distributed import group_world_size
-from frugalseg.engine.ema import make_teacher
-from frugalseg.engine.schedules import sigmoid_rampup
 from frugalseg.losses.multilabel_deep_supervision import (
     MLDSActivation,
     MLDSReduction,
@@ -54,7 +51,11 @@ from frugalseg.losses.multilabel_deep_supervision import (
     ordinary_deep_supervision_loss,
 )
 from frugalseg.losses.partial_ce import partial_cross_entropy
-from frugalseg.methods.base import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput, register_method
+from frugalseg.methods.registry import register_method
+from frugalseg.training import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput
+from frugalseg.training.collectives import group_world_size
+from frugalseg.training.ema import make_teacher
+from frugalseg.training.schedules import sigmoid_rampup
 
 __all__ = ["MLDS", "DeepSupervision", "InferenceNetwork", "MLDSOptions", "filter_predictions",
            "pseudo_label_candidates"]
@@ -148,7 +149,7 @@ def pseudo_label_candidates(probs: Tensor, candidates: Tensor, threshold: float 
 
 
 @register_method("mlds")
-class MLDS(Method):
+class MLDS(Method[MLDSOptions]):
     """Student U-Net with deep-supervision heads + EMA teacher whose filtered predictions supervise every scale."""
 
     Options = MLDSOptions
@@ -167,7 +168,7 @@ class MLDS(Method):
         self.ema_decay = options.ema_decay
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: MLDSOptions) -> dict[str, Any]:
         # Every item teaches something (unlabelled ones through the teacher); mask items get fixed slots.
         return {"sample": "all", "two_stream": True}
 
@@ -176,18 +177,18 @@ class MLDS(Method):
         return [("teacher", "student")]
 
     def inference_network(self) -> nn.Module:
-        opts: MLDSOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         return self.teachers["teacher"] if opts.inference == InferenceNetwork.TEACHER else self.nets["student"]
 
     def pseudo_weight_at(self, ctx: StepContext) -> float:
         """w(t): ``pseudo_weight`` times the sigmoid ramp-up over ``rampup_fraction`` of the run."""
-        opts: MLDSOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         return opts.pseudo_weight * sigmoid_rampup(ctx.iteration, opts.rampup_fraction * ctx.max_iterations)
 
     @torch.no_grad()
     def teacher_candidates(self, image: Tensor, candidates: Tensor) -> Tensor:
         """K̂: the teacher's prediction on (noisy) ``image``, filtered by ``candidates``, as a candidate map."""
-        opts: MLDSOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         noise = torch.clamp(torch.randn_like(image) * opts.noise_std, -opts.noise_clip, opts.noise_clip)
         logits = self.teachers["teacher"](image + noise)
         return pseudo_label_candidates(filter_predictions(logits, candidates), candidates, opts.confidence_threshold)
@@ -200,12 +201,12 @@ class MLDS(Method):
         number of ranks; multiplying by it makes the update (and the logged value, an average over
         ranks) that of one process on the global batch, as for the per-pixel means.
         """
-        opts: MLDSOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         return float(group_world_size()) if opts.reduction == MLDSReduction.SUM else 1.0
 
     def deep_loss(self, deep: list[Tensor], candidates: Tensor, box_label: Tensor | None) -> Tensor:
         """The deep-supervision term DS of the module docstring (box positives only when ``box_label`` is given)."""
-        opts: MLDSOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.deep_supervision == DeepSupervision.ORDINARY:
             loss = ordinary_deep_supervision_loss(deep, candidates, reduction=opts.reduction)
         else:
@@ -218,7 +219,7 @@ class MLDS(Method):
         return loss * self.batch_sum_factor()
 
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
-        opts: MLDSOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         image, candidates = batch["image"], batch["candidates"]
         out = self.net("student")(image, return_features=True)
         logits, deep = out.logits, out.deep

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from frugalseg.losses.partial_ce import partial_cross_entropy
-from frugalseg.methods.base import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput, register_method
+from frugalseg.methods.registry import register_method
+from frugalseg.training import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput
 
 
 class PCEOptions(MethodOptions):
@@ -18,7 +19,7 @@ class PCEOptions(MethodOptions):
 
 
 @register_method("pce")
-class PartialCE(Method):
+class PartialCE(Method[PCEOptions]):
     """Partial cross-entropy on labelled items (points, scribbles, masks)."""
 
     Options = PCEOptions
@@ -28,7 +29,7 @@ class PartialCE(Method):
         self.nets["student"] = build_net()
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: PCEOptions) -> dict[str, Any]:
         return {"sample": "labelled"}
 
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:

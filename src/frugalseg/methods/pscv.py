@@ -38,11 +38,12 @@ from typing import Any
 
 from pydantic import Field
 
-from frugalseg.engine.distributed import gather_from_ranks
-from frugalseg.engine.schedules import sigmoid_rampup
 from frugalseg.losses.contrastive_variance import CVNegatives, contrastive_variance_loss
 from frugalseg.losses.partial_ce import partial_cross_entropy
-from frugalseg.methods.base import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput, register_method
+from frugalseg.methods.registry import register_method
+from frugalseg.training import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput
+from frugalseg.training.collectives import gather_from_ranks
+from frugalseg.training.schedules import sigmoid_rampup
 
 
 class PSCVOptions(MethodOptions):
@@ -74,7 +75,7 @@ def cv_weight_at(options: PSCVOptions, ctx: StepContext) -> float:
 
 
 @register_method("pscv")
-class PSCV(Method):
+class PSCV(Method[PSCVOptions]):
     """Partial cross-entropy on singleton pixels + λ · contrastive variance on all pixels (one U-Net)."""
 
     Options = PSCVOptions
@@ -84,11 +85,11 @@ class PSCV(Method):
         self.nets["student"] = build_net()
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: PSCVOptions) -> dict[str, Any]:
         return {"sample": "labelled"}
 
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
-        opts: PSCVOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         image = batch["image"]
         logits = self.net("student")(image)
         pce = partial_cross_entropy(logits, batch["candidates"])

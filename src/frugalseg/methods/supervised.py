@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from frugalseg.losses.dice import dice_ce_loss
-from frugalseg.methods.base import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput, register_method
+from frugalseg.methods.registry import register_method
+from frugalseg.training import Batch, Method, MethodOptions, NetFactory, StepContext, StepOutput
 
 
 class SupervisedOptions(MethodOptions):
@@ -21,7 +22,7 @@ class SupervisedOptions(MethodOptions):
 
 
 @register_method("supervised")
-class Supervised(Method):
+class Supervised(Method[SupervisedOptions]):
     """Fully supervised training on mask items only (the engine samples nothing else)."""
 
     Options = SupervisedOptions
@@ -31,11 +32,11 @@ class Supervised(Method):
         self.nets["student"] = build_net()
 
     @classmethod
-    def requirements(cls, options: MethodOptions) -> dict[str, Any]:
+    def requirements(cls, options: SupervisedOptions) -> dict[str, Any]:
         return {"sample": "masks"}
 
     def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
-        opts: SupervisedOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         logits = self.net("student")(batch["image"])
         ce, dice = dice_ce_loss(logits, batch["label"])
         return StepOutput({"ce": ce, "dice": dice}, {"ce": opts.ce_weight, "dice": opts.dice_weight})

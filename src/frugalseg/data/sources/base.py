@@ -62,6 +62,11 @@ class Source(ABC):
         """Foreground class names by index (background 0 is implicit), e.g. ``{1: "RV", 2: "Myo", 3: "LV"}``."""
 
     @property
+    def in_channels(self) -> int:
+        """Channels of every image (the networks' input channels); every layout read so far has one."""
+        return 1
+
+    @property
     def num_classes(self) -> int:
         """Number of output classes including background."""
         return max(self.classes, default=0) + 1
