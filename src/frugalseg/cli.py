@@ -145,8 +145,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
         return 0
     if args.command == "train":
-        from frugalseg.commands.train import default_run_dir, train_run
         from frugalseg.config import load_config
+        from frugalseg.train import default_run_dir, train_run
 
         config = load_config(args.config, args.overrides)
         out = args.out or default_run_dir(config)

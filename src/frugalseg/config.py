@@ -1,10 +1,19 @@
 """One validated configuration schema for every run, loaded from YAML with dotted overrides.
 
 A run is fully described by one :class:`RunConfig`: which method, which data
-and annotations, which network, which optimiser and schedule. Shipped configs
-live in ``frugalseg/configs/``; each carries two schedules (``paper``: the
-paper's input size and iterations; ``quick``: a reduced one a 2-core CPU
-finishes in minutes) as override blocks, selected by ``schedule``.
+and annotations, which network, which optimiser and schedule.
+
+Config files are composed, in the manner of mmsegmentation's ``_base_``: a file may name base files
+(``_base_: [a.yaml, b.yaml]``, relative to itself, else among the shipped configs); the bases are merged
+in order and the file on top of them, mappings key by key, anything else replaced. The shipped configs
+in ``frugalseg/configs/`` are built that way:
+
+- ``_base_/schedules.yaml``: the two schedules (``paper``: the run's own settings; ``quick``: a reduced
+  one a 2-core CPU finishes in minutes), override blocks selected by ``schedule``;
+- ``_base_/acdc.yaml`` (the ACDC protocol) and ``_base_/two_stream.yaml`` (half of each batch masked);
+- ``methods/<name>.yaml``: one file per method that trains on any data (``frugalseg train pce
+  data.root=DIR data.simulate.kind=points``);
+- ``acdc_<method>.yaml``: a published run, naming its bases and holding only what differs.
 
 Every key is checked before any work starts: an unknown key or a bad value
 raises :class:`~frugalseg.errors.ConfigError` naming it.
@@ -93,7 +102,8 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The U-Net (defaults: the SSL4MIS/ACTION U-Net, methods/README.md §0)."""
+    """The U-Net of a run: the SSL4MIS/ACTION U-Net by default, written only here (:class:`~frugalseg.nets.UNet`
+    takes these defaults as its own)."""
 
     features: tuple[int, ...] = (16, 32, 64, 128, 256)
     dropout: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -165,21 +175,86 @@ class RunConfig(_Strict):
         return self.model_dump(mode="json")
 
 
+BASE_KEY = "_base_"
+"""The key of a config file that names the files it is composed on."""
+
+METHODS_FOLDER = "methods"
+"""Shipped method files (one per method, for any data) live in ``configs/methods/``."""
+
+
 def configs_dir() -> Path:
     """Folder of the configs shipped inside the package."""
     return Path(str(resources.files("frugalseg") / "configs"))
 
 
+def shipped_configs() -> list[str]:
+    """Names a command accepts for a shipped config: the runs (``acdc_pce``) and the methods (``pce``)."""
+    runs = sorted(f.stem for f in configs_dir().glob("*.yaml"))
+    return runs + sorted(f.stem for f in (configs_dir() / METHODS_FOLDER).glob("*.yaml"))
+
+
 def resolve_config_path(path: str | Path) -> Path:
-    """An existing file path, or the name of a shipped config (``acdc_pce`` or ``acdc_pce.yaml``)."""
+    """An existing file path, or the name of a shipped run or method config (``acdc_pce``, ``pce.yaml``)."""
     p = Path(path)
     if p.is_file():
         return p
-    for candidate in (configs_dir() / p.name, configs_dir() / f"{p.name}.yaml"):
+    for folder in (configs_dir(), configs_dir() / METHODS_FOLDER):
+        for candidate in (folder / p.name, folder / f"{p.name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(f"{path}: no such config file (shipped configs: {', '.join(shipped_configs())})")
+
+
+def merge_trees(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merged key by key (recursively), any other value replaced."""
+    out = copy.deepcopy(dict(base))
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_trees(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(tree).__name__}")
+    return tree
+
+
+def _base_path(path: Path, base: str) -> Path:
+    """A base named by ``path``: relative to ``path``'s folder, else among the shipped configs."""
+    for candidate in (path.parent / base, configs_dir() / base):
         if candidate.is_file():
             return candidate
-    shipped = sorted(f.stem for f in configs_dir().glob("*.yaml"))
-    raise ConfigError(f"{path}: no such config file (shipped configs: {', '.join(shipped)})")
+    raise ConfigError(f"{path}: {BASE_KEY}: {base!r} is neither next to it nor a shipped config")
+
+
+def read_config_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw tree of a config file composed on its bases (``_base_``), not yet validated.
+
+    Raises:
+        ConfigError: a file cannot be read, ``_base_`` is not a name or a list of names, a base does not
+            exist, or the bases name each other in a cycle.
+    """
+    path = Path(path)
+    if path.resolve() in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"{path}: {BASE_KEY} files include each other: {cycle}")
+    tree = _read_yaml(path)
+    bases = tree.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = merge_trees(merged, read_config_tree(_base_path(path, base), (*_chain, path.resolve())))
+    return merge_trees(merged, tree)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -237,22 +312,18 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from exc
-    from frugalseg.methods import validate_method_options  # late import: methods import this module
+    # late import: only the method registry knows each method's options, and importing the schema must load
+    # no method (docs/architecture.md, the one allowed upward import)
+    from frugalseg.methods import validate_method_options
 
     validate_method_options(config.method, source)
     return config
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read a YAML config (a path or a shipped config's name) and validate it with ``overrides``."""
+    """Read a YAML config (a path or a shipped config's name) on its bases and validate it with ``overrides``."""
     resolved = resolve_config_path(path)
-    try:
-        tree = yaml.safe_load(resolved.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{resolved}: cannot read config ({exc})") from exc
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{resolved}: a config must be a mapping of sections, got {type(tree).__name__}")
-    config = build_config(tree, overrides, source=str(resolved))
+    config = build_config(read_config_tree(resolved), overrides, source=str(resolved))
     if config.name is None:
         config.name = resolved.stem
     return config

@@ -11,11 +11,14 @@ from tests.bench.fakes import RecordingTrainer, fake_summary
 
 @pytest.fixture
 def trainer(monkeypatch):
-    """The engine's ``Trainer`` replaced by :class:`RecordingTrainer` (no training; calls recorded)."""
-    import frugalseg.engine.trainer as engine
+    """``train_run``, the bench's way to train, replaced by :class:`RecordingTrainer` (no training; calls recorded)."""
+    import frugalseg.train as train
+
+    def record(config, run_dir, resume=False, overwrite=False, progress=True, **_):
+        return RecordingTrainer(config, run_dir, resume=resume, overwrite=overwrite, progress=progress).run()
 
     RecordingTrainer.calls = []
-    monkeypatch.setattr(engine, "Trainer", RecordingTrainer)
+    monkeypatch.setattr(train, "train_run", record)
     return RecordingTrainer
 
 

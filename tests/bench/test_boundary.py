@@ -1,4 +1,8 @@
-"""The bench is a client of the library's public API: no module of ``frugalseg.bench`` imports the command line."""
+"""The bench is a client of the library's public API: no module of ``frugalseg.bench`` imports the command line.
+
+It trains through ``frugalseg.train.train_run`` (build a method by name, then train it), the library's entry
+point for training, not through ``frugalseg.commands``.
+"""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def test_shared_row_trains_the_same_on_the_tables_budget(tmp_path, method, own, 
     On the sample (4 training patients) the budgets' first 3 or 7 masked patients are cut to 2, so that both
     budgets leave patients unmasked (unlabelled in one, boxes or tags in the other).
     """
-    from frugalseg.commands.train import train_run
+    from frugalseg.train import train_run
     from frugalseg.training.checkpoint import load_checkpoint
     from tests.helpers import tiny_config
 

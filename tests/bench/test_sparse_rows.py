@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from frugalseg.bench.matrix import load_matrix, row_config
-from frugalseg.commands.train import train_run
+from frugalseg.train import train_run
 from tests.helpers import sample_root
 
 TINY = ["train.iterations=3", "train.batch_size=4", "data.patch_size=[32,32]", "train.val_every=100",

@@ -199,7 +199,7 @@ def test_bench_page_from_committed_records_alone(tmp_path, capsys, monkeypatch):
     (the panels' images from --data), and another cost model is applied to the recorded annotation counts."""
     import numpy as np
 
-    import frugalseg.commands.train as train
+    import frugalseg.train as train
     from frugalseg.bench.figures import pick_slices
     from frugalseg.bench.matrix import load_matrix, row_config
     from frugalseg.bench.records import Panel
@@ -252,7 +252,7 @@ def test_bench_jobs_2_end_to_end_on_the_sample(tmp_path, capsys):
 
 def test_bench_page_only_trains_nothing_and_marks_the_rest_pending(tmp_path, capsys, monkeypatch):
     """Between the sessions of a long bench: the page of what is recorded, every other row pending."""
-    import frugalseg.commands.train as train
+    import frugalseg.train as train
     from frugalseg.bench.matrix import load_matrix, row_config
 
     monkeypatch.setattr(train, "train_run", None)  # any training would fail

@@ -35,12 +35,12 @@ def _fake_runs(runs: Path) -> None:
 @pytest.fixture
 def no_training(monkeypatch):
     """Any training attempt fails the test: every run here is finished or recorded."""
-    import frugalseg.engine.trainer as engine
+    import frugalseg.train as train
 
     def refuse(*_, **__):
         raise AssertionError("a finished or recorded run was trained again")
 
-    monkeypatch.setattr(engine, "Trainer", refuse)
+    monkeypatch.setattr(train, "train_run", refuse)
 
 
 def _args(tmp_path: Path, *rows: str, seeds=("0",)) -> list[str]:

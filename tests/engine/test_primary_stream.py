@@ -7,7 +7,7 @@ import pytest
 from frugalseg.data.dataset import SliceDataset
 from frugalseg.data.simulate import simulate_items
 from frugalseg.data.sources import open_source
-from frugalseg.engine.trainer import primary_items
+from frugalseg.engine.batches import primary_items
 from tests.helpers import sample_root
 
 

@@ -111,7 +111,7 @@ class LoopRunner:
                ann: AnnotationFile) -> tuple[dict[str, Any], dict[str, Any], float]:
         """Train (or resume, or reuse) the round's run; score ``last.pt``; the config, summary and training time."""
         from frugalseg.bench.runner import check_run, evaluate_run, finished
-        from frugalseg.commands.train import train_run
+        from frugalseg.train import train_run
 
         config = round_config(self.opts, self.opts.data_root(), seed, ann_path)
         last = run / "checkpoints" / "last.pt"

@@ -197,7 +197,7 @@ def train_or_skip(
     Raises:
         RunMismatchError: the folder holds a run of another config (with ``strict``; else a warning is logged).
     """
-    from frugalseg.commands.train import train_run
+    from frugalseg.train import train_run
 
     path = run_dir(runs, row.label, seed)
     config = row_config(row, data, schedule, seed, extra)

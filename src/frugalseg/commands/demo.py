@@ -35,10 +35,10 @@ DEMO_RUNS = {"pce": "sample_pce", "supervised": "sample_supervised"}
 
 def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = False) -> Path:
     """Run the demo into ``out``; return the path of the Markdown report."""
-    from frugalseg.commands.train import train_run
     from frugalseg.data.annotations import save_annotations
     from frugalseg.engine.run_data import load_run_data
     from frugalseg.evaluation.checkpoint import evaluate_checkpoint
+    from frugalseg.train import train_run
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

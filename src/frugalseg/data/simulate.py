@@ -717,7 +717,7 @@ def assign_patients(patients: Sequence[str], budget: Budget, seed: int) -> dict[
             if k > len(patients):
                 raise ConfigError(f"budget: masks.first_patients = {k} but the data has {len(patients)} patients")
             masked = patients[:k]
-        else:
+        elif budget.masks.fraction is not None:
             k = math.floor(Fraction(repr(float(budget.masks.fraction))) * len(patients) + Fraction(1, 2))
             rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _hash_int("budget.masks")])))
             pool = sorted(patients)

@@ -48,12 +48,13 @@ class RunData:
     annotations: AnnotationFile | None
 
 
-def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_val: bool = True) -> RunData:
+def load_run_data(config: RunConfig, with_val: bool = True) -> RunData:
     """Open the source, read the training slices and validation volumes, and read or simulate annotations.
+
+    The trainer writes the annotations into the run folder (``annotations.json``).
 
     Args:
         config: the validated run config.
-        annotations_out: where simulated annotations are written (the run folder), if any.
         with_val: read the validation volumes too.
     """
     source = open_source(config.data.resolved_root(), config.data.format)
@@ -84,8 +85,4 @@ def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_v
         annotations = simulate_items(
             items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed, budget=sim.budget, **sim.options
         )
-        if annotations_out is not None:
-            from frugalseg.data.annotations import save_annotations
-
-            save_annotations(annotations, annotations_out, overwrite=True)
     return RunData(source, items, val_cases, annotations)

@@ -211,7 +211,7 @@ class MLDS(Method[MLDSOptions]):
             loss = ordinary_deep_supervision_loss(deep, candidates, reduction=opts.reduction)
         else:
             use_boxes = box_label is not None and opts.box_positive_heads > 0
-            boxes = box_positive_map(candidates, box_label) if use_boxes else None
+            boxes = box_positive_map(candidates, box_label) if box_label is not None and use_boxes else None
             loss = multilabel_deep_supervision_loss(
                 deep, candidates, box_positives=boxes, box_positive_heads=opts.box_positive_heads,
                 activation=opts.activation, reduction=opts.reduction,

@@ -12,7 +12,7 @@ from torch import nn
 from frugalseg.config import RunConfig
 from frugalseg.errors import CheckpointError
 from frugalseg.methods.registry import build_method
-from frugalseg.training.checkpoint import load_checkpoint
+from frugalseg.training.checkpoint import load_training_state
 
 if TYPE_CHECKING:
     from frugalseg.training.method import Method
@@ -35,21 +35,18 @@ def load_trained_method(path: str | Path, device: str | torch.device = "cpu") ->
     Raises:
         CheckpointError: as :func:`load_trained_model`.
     """
-    ckpt = load_checkpoint(path, map_location=device)
+    state = load_training_state(path, map_location=device)
     try:
-        config = RunConfig.model_validate(ckpt["config"])
-        num_classes = int(ckpt["num_classes"])
-        method = build_method(config, int(ckpt.get("in_channels", 1)), num_classes)
-        method.load_state_dict(ckpt["method"])
-    except CheckpointError:
-        raise
+        config = RunConfig.model_validate(state.config)
+        method = build_method(config, int(state.in_channels), int(state.num_classes))
+        method.load_state_dict(state.method)
     except Exception as exc:  # noqa: BLE001 (pydantic, KeyError, size mismatches: all mean "does not fit")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: checkpoint does not fit its own config/architecture ({first})") from exc
     method.to(device).eval()
     net = method.inference_network()
-    names = {int(k): v for k, v in ckpt.get("class_names", {}).items()}
-    return method, TrainedModel(net, config, num_classes, names, int(ckpt.get("iteration", 0)))
+    names = {int(k): v for k, v in state.class_names.items()}
+    return method, TrainedModel(net, config, int(state.num_classes), names, int(state.iteration))
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:

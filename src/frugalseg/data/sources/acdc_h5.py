@@ -227,7 +227,8 @@ class AcdcH5Source(Source):
             gap = min(set(expected) - set(numbers))
             raise DataError(self.data_dir / f"{case_id}_slice_{gap}.h5",
                             f"missing: case {case_id!r} has slices {numbers[0]}..{numbers[-1]} but not this one")
-        images, labels = [], []
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
         for k in numbers:
             image, label = read_h5_pair(files[k], 2, self.num_classes)
             if images and image.shape != images[0].shape:

@@ -1,8 +1,9 @@
-"""The ``train`` command: prepare the run folder, load the data, build the method by name, run the loop.
+"""Train a configured run: prepare the run folder, load the data, build the method by name, run the loop.
 
 This is where a config's ``method.name`` becomes a built method (the loop in :mod:`frugalseg.engine`
-never looks a name up) and where the run folder is checked before anything is written. ``train``, the
-demo, the bench and the benchmarks all train through :func:`train_run`.
+never looks a name up) and where the run folder is checked before anything is written. ``frugalseg
+train``, the demo, the bench and the benchmarks all train through :func:`train_run`: it is the library's
+entry point for training, so the bench, a client of the library, never goes through the command line.
 """
 
 from __future__ import annotations
