@@ -28,6 +28,10 @@ LAYERS: dict[str, int] = {
     "commands": 4, "bench": 4, "train": 4, "cli": 4, "__main__": 4, "__init__": 4, "evaluation.checkpoint": 4,
     # and the checks before a run (#22), which build a method and a dataset to see that a config can train
     "preflight": 4,
+    # and active learning (#24): it scores slices with a trained method (methods.restore) for suggest and the bench
+    "active": 4,
+    # and the annotation page (#23), a command-level package (a local web server over the data and annotations)
+    "annotate": 4,
 }
 """The layer of each package or top-level module of ``frugalseg`` (a module named here overrides its package)."""
 
