@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     # 4: the commands, the bench and the command line, which assemble the rest; evaluate_checkpoint too, which
     # rebuilds a method by name to score it (its module lives in evaluation/, beside what it drives)
     "commands": 4, "bench": 4, "train": 4, "cli": 4, "__main__": 4, "__init__": 4, "evaluation.checkpoint": 4,
+    # the annotation page: data sources and the annotation file below it, the bench's cost model for fit_cost
+    "annotate": 4,
 }
 """The layer of each package or top-level module of ``frugalseg`` (a module named here overrides its package)."""
 
