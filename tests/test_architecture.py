@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     "preflight": 4,
     # and active learning (#24): it scores slices with a trained method (methods.restore) for suggest and the bench
     "active": 4,
-    # and the annotation page (#23), a command-level package (a local web server over the data and annotations)
+    # and the annotation page (#23): data sources and the annotation file below it, the bench's cost model for fit_cost
     "annotate": 4,
 }
 """The layer of each package or top-level module of ``frugalseg`` (a module named here overrides its package)."""
