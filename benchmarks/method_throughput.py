@@ -58,11 +58,11 @@ def smoke_budget(config_name: str, folder: Path) -> list[str]:
 
 def shipped_configs() -> dict[str, str]:
     """Method name -> the shipped ACDC config that trains it (``acdc_<method>`` where the names agree)."""
-    from frugalseg.config import configs_dir
+    from frugalseg.config import configs_dir, read_config_tree
 
     found: dict[str, str] = {}
     for path in sorted(configs_dir().glob("acdc_*.yaml")):
-        name = (yaml.safe_load(path.read_text()) or {}).get("method", {}).get("name")
+        name = read_config_tree(path).get("method", {}).get("name")  # on its bases: the method file names it
         if name and (name not in found or path.stem == f"acdc_{name}"):
             found[name] = path.stem
     return found
@@ -187,8 +187,7 @@ def table(results: dict[str, dict], configs: dict[str, str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=os.environ.get(DATA_ENV), required=DATA_ENV not in os.environ,
-                   help=f"the ACDC folder (default: ${DATA_ENV})")
+    p.add_argument("--data", default=os.environ.get(DATA_ENV), help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--schedule", default="quick", help="schedule of the shipped configs (quick: 128x128, batch 8)")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations per stage")
     p.add_argument("--iters", type=int, default=10, help="timed iterations per stage")
@@ -198,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help="Markdown page whose method_throughput block to replace")
     args = p.parse_args(argv)
+    if not args.smoke and not args.data:
+        p.error(f"--data is required (or set ${DATA_ENV})")
     if args.part:
         print("RESULT " + json.dumps(measure(args.part, args.data, args.schedule, args.warmup, args.iters, args.extra)))
         return 0

@@ -71,8 +71,7 @@ def part(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=os.environ.get(DATA_ENV), required=DATA_ENV not in os.environ,
-                   help=f"the ACDC folder (default: ${DATA_ENV})")
+    p.add_argument("--data", default=os.environ.get(DATA_ENV), help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--config", default="acdc_supervised", help="shipped config to train")
     p.add_argument("--schedule", default="quick")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side")
@@ -88,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not args.smoke and not args.data:
+        p.error(f"--data is required (or set ${DATA_ENV})")
     if args.smoke:
         from frugalseg.data.sample import sample_path
 

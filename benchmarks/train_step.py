@@ -98,8 +98,7 @@ def child(args: argparse.Namespace, part: str, bf16: bool, channels_last: bool) 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=os.environ.get(DATA_ENV), required=DATA_ENV not in os.environ,
-                   help=f"the ACDC folder (default: ${DATA_ENV})")
+    p.add_argument("--data", default=os.environ.get(DATA_ENV), help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--batch", type=int, default=24)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--iters", type=int, default=5)
@@ -109,6 +108,8 @@ def main() -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
+    if not args.data:
+        p.error(f"--data is required (or set ${DATA_ENV})")
     if args.part:
         run_part(args)
         return

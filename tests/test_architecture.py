@@ -16,6 +16,7 @@ SRC = Path(frugalseg.__file__).parent
 LAYERS: dict[str, int] = {
     # 0: the foundation every layer may use
     "errors": 0, "files": 0, "choices": 0, "config": 0, "py": 0,
+    "config_types": 0, "strict_yaml": 0, "resume_check": 0, "run_folder": 0,
     # 1: the parts: data, networks, losses, evaluation
     "data": 1, "nets": 1, "losses": 1, "evaluation": 1,
     # LiteMedSAM pseudo-labels for an annotation file (data preparation beside data/)
@@ -27,6 +28,12 @@ LAYERS: dict[str, int] = {
     # 4: the commands, the bench and the command line, which assemble the rest; evaluate_checkpoint too, which
     # rebuilds a method by name to score it (its module lives in evaluation/, beside what it drives)
     "commands": 4, "bench": 4, "train": 4, "cli": 4, "__main__": 4, "__init__": 4, "evaluation.checkpoint": 4,
+    # and the checks before a run (#22), which build a method and a dataset to see that a config can train
+    "preflight": 4,
+    # and active learning (#24): it scores slices with a trained method (methods.restore) for suggest and the bench
+    "active": 4,
+    # and the annotation page (#23): data sources and the annotation file below it, the bench's cost model for fit_cost
+    "annotate": 4,
 }
 """The layer of each package or top-level module of ``frugalseg`` (a module named here overrides its package)."""
 
@@ -36,6 +43,8 @@ APART = {frozenset({"methods", "engine"})}
 ALLOWED = {
     ("config", "methods"): "build_config validates method.options with the method registry before any work, "
                            "inside the function, so importing config loads no method",
+    ("config", "preflight"): "build_config checks what the network, the method and the device need (#22) when the "
+                             "config is loaded, inside the function, by building the method on the meta device",
 }
 """Imports of a higher layer that are allowed, each with its reason (docs/architecture.md says why)."""
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from frugalseg.choices import StrEnum
 from frugalseg.errors import ConfigError
@@ -54,6 +54,14 @@ class OptimizerName(StrEnum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401
+        """``train.iterations=true`` must not run 1 iteration: a boolean is refused where a number is meant."""
+        from frugalseg.config_types import refuse_bool_number
+
+        return refuse_bool_number(cls.model_fields[info.field_name or ""].annotation, value)
 
 
 class SimulateConfig(_Strict):
@@ -228,9 +236,12 @@ def merge_trees(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    from frugalseg.strict_yaml import load_yaml_text  # refuses duplicate keys
+
+    tree = load_yaml_text(text, path) or {}
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(tree).__name__}")
     return tree
@@ -277,13 +288,15 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:  # PyYAML: "\U" escapes
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({' '.join(str(exc).split())})") from exc
     return key, value
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:  # noqa: ANN401
     """Set ``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating dicts along the way."""
+    if not isinstance(key, str):
+        raise ConfigError(f"key {key!r} is not a name")
     parts = key.split(".")
     node = tree
     for i, part in enumerate(parts[:-1]):
@@ -314,8 +327,15 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
     raw = dict(tree)
     schedule = cli.get("schedule", raw.get("schedule", "paper"))
     schedules = raw.get("schedules") or {}
+    if not isinstance(schedule, str):
+        raise ConfigError(f"{source}: schedule: a schedule name, not {schedule!r}")
+    if not isinstance(schedules, dict) or not all(isinstance(b, dict) for b in schedules.values()):
+        raise ConfigError(f"{source}: schedules: a mapping of schedule names to blocks of overrides")
     if schedules and schedule not in schedules:
         raise ConfigError(f"{source}: schedule {schedule!r} is not one of {sorted(schedules)}")
+    if not schedules and "schedule" in cli and schedule != "paper":
+        raise ConfigError(f"{source}: schedule={schedule!r}, but this config has no schedules block (it always "
+                          "runs as written)")
     raw = apply_overrides(raw, schedules.get(schedule, {}))
     raw = apply_overrides(raw, cli)
     try:
@@ -327,6 +347,9 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
     from frugalseg.methods import validate_method_options
 
     validate_method_options(config.method, source)
+    from frugalseg.preflight import check_config  # what the network, the method and the device need
+
+    check_config(config, source)
     return config
 
 
@@ -343,7 +366,7 @@ def _describe(exc: ValidationError) -> str:
     """One line per bad key: ``train.iteratons: unknown key`` rather than pydantic's default wording."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in err["loc"])  # one line, always
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         lines.append(f"{loc}: {msg}")
     return "; ".join(lines)

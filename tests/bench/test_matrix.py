@@ -40,7 +40,7 @@ def test_matrix_loads_and_lists_every_row_once_in_table_order():
     assert len(labels) == len(set(labels)) == len(matrix.rows)
     assert labels[0] == "supervised"
     assert [b.name for b in matrix.budgets] == ["all_masks", "points", "masks3", "masks7", "masks7_boxes",
-                                                "masks3_boxes_tags"]
+                                                "masks3_boxes_tags", "sparse_masks", "sparse_boxes"]
     # the masks-only baselines are shared, not trained again
     assert [b.name for b in matrix.budgets_of("supervised7")] == ["masks7", "masks7_boxes"]
     assert [b.name for b in matrix.budgets_of("mean_teacher3")] == ["masks3", "masks3_boxes_tags"]

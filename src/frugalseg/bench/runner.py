@@ -207,7 +207,9 @@ def train_or_skip(
         return False
     resume = (path / "checkpoints" / "last.pt").is_file()
     t0 = time.perf_counter()
-    train_run(config, path, resume=resume, overwrite=not resume, progress=False)
+    # not strict: a run of another config is reused (warned above), so its resume accepts and logs the change
+    train_run(config, path, resume=resume, overwrite=not resume, progress=False,
+              resume_with_changes=resume and not strict)
     log(f"[{row.label} s{seed}] trained in {time.perf_counter() - t0:.0f} s")
     return True
 

@@ -38,6 +38,8 @@ __all__ = [
     "Point",
     "Scribble",
     "check_annotations",
+    "check_data_classes",
+    "class_uses",
     "dumps_annotations",
     "load_annotations",
     "parse_annotations",
@@ -212,6 +214,7 @@ def load_annotations(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(path, f"cannot be read as UTF-8 text: {exc}") from exc
+    _check_depth(text, path)
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -219,6 +222,35 @@ def load_annotations(
     except ValueError as exc:
         raise AnnotationError(path, f"invalid JSON: {exc}") from exc
     return parse_annotations(data, path, grids)
+
+
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects a file may have (the format needs 6; ``provenance`` gets the rest)."""
+
+
+def _check_depth(text: str, path: str | Path) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH` before parsing it (a file nested 100,000 deep would
+    exhaust Python's recursion limit in the parser, in pydantic or in the writer, each with a traceback)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    raise AnnotationError(path, f"invalid JSON: nested more than {MAX_DEPTH} levels deep")
+        elif ch in "]}":
+            depth -= 1
 
 
 def parse_annotations(
@@ -237,6 +269,8 @@ def parse_annotations(
         )
     try:
         ann = AnnotationFile.model_validate(data, strict=True)
+    except RecursionError:
+        raise AnnotationError(path, f"nested more than {MAX_DEPTH} levels deep") from None
     except ValidationError as exc:
         # An unknown field first: a misspelt field is also reported missing, and the spelling is the cause.
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -378,6 +412,60 @@ class _ItemChecker:
                 if t in seen:
                     self.fail(f"tags.{i}", f"class {t} tagged twice")
                 seen.add(t)
+        self.check_agreement(item)
+
+    def check_agreement(self, item: Item) -> None:
+        """The labels of one item must not contradict each other: one class per labelled pixel, and no
+        foreground click, scribble or box of a class its ``tags`` say is absent."""
+        labelled: dict[tuple[int | None, int, int], tuple[int, str]] = {}
+        pixels = [((p.z, p.y, p.x), p.class_, f"points.{i}") for i, p in enumerate(item.points)]
+        pixels += [((px[0] if len(px) == 3 else None, px[-2], px[-1]), s.class_, f"scribbles.{i}.path.{j}")
+                   for i, s in enumerate(item.scribbles) for j, px in enumerate(s.path)]
+        for where, c, field in pixels:
+            first = labelled.setdefault(where, (c, field))
+            if first[0] != c:
+                self.fail(field, f"pixel {_pixel(where)} is labelled class {c} here but class {first[0]} in "
+                                 f"{first[1]}")
+        if item.tags is None:
+            return
+        tagged = set(item.tags)
+        for field, c in class_uses(item):
+            if c != 0 and c not in tagged and not field.startswith("tags"):
+                self.fail("tags", f"class {c} is not tagged (absent from the image) but {field} marks it")
+
+
+def _pixel(where: tuple[int | None, int, int]) -> str:
+    z, y, x = where
+    return f"(y={y}, x={x})" if z is None else f"(z={z}, y={y}, x={x})"
+
+
+def class_uses(item: Item) -> list[tuple[str, int]]:
+    """(dotted field, class id) of every class an item mentions, in file order."""
+    uses = [(f"points.{i}.class", p.class_) for i, p in enumerate(item.points)]
+    uses += [(f"scribbles.{i}.class", s.class_) for i, s in enumerate(item.scribbles)]
+    uses += [(f"boxes.{i}.class", b.class_) for i, b in enumerate(item.boxes)]
+    uses += [(f"tags.{i}", t) for i, t in enumerate(item.tags or [])]
+    return uses
+
+
+def check_data_classes(ann: AnnotationFile, classes: Mapping[int, str], path: str | Path = "<annotations>") -> None:
+    """Every class id of the file must be a class of the data it annotates.
+
+    A class beyond the data's would load, then crash the first time its item is drawn for a batch
+    (or, for a tag, be ignored without a word). The error names the first item and field using it,
+    or ``classes.<id>`` when no item does.
+    """
+    known = set(classes) | {0}
+    extra = sorted(int(k) for k in ann.classes if int(k) not in known)
+    if not extra:
+        return
+    names = ", ".join(f"{k} {v}" for k, v in sorted(classes.items()))
+    problem = f"class {extra[0]} is not a class of the data (data classes: {names}; 0 is background)"
+    for item_id in sorted(ann.items):
+        for field, c in class_uses(ann.items[item_id]):
+            if c in extra:
+                raise AnnotationError(path, problem.replace(str(extra[0]), str(c), 1), item=item_id, field=field)
+    raise AnnotationError(path, problem, field=f"classes.{extra[0]}")
 
 
 # --------------------------------------------------------------------------------------------------------------------

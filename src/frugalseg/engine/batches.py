@@ -19,7 +19,7 @@ from frugalseg.errors import DataError
 from frugalseg.training import StagePlan
 from frugalseg.training.collectives import DistInfo
 
-__all__ = ["BatchSource", "select_items"]
+__all__ = ["BatchSource", "primary_items", "select_items"]
 
 
 def select_items(dataset: SliceDataset, requirements: dict[str, Any], method_name: str) -> list[int]:
@@ -35,8 +35,25 @@ def select_items(dataset: SliceDataset, requirements: dict[str, Any], method_nam
         chosen = list(range(len(dataset)))
         what = "items"
     if not chosen:
-        raise DataError(Path("<annotations>"), f"method {method_name!r} needs {what}, and the annotations give none")
+        raise DataError(Path(dataset.origin), f"method {method_name!r} needs {what}, and the annotations give none")
     return chosen
+
+
+def primary_items(dataset: SliceDataset, chosen: list[int]) -> list[int] | None:
+    """The primary stream of two-stream sampling: the mask items, or with none the annotated items; ``None``
+    (plain sampling) when that leaves nothing to mix.
+
+    With no mask at all (a sparse box budget), the annotated slices take the mask items' fixed share of
+    each batch, so that a method learning from boxes and unlabelled slices sees boxes in every batch.
+    """
+    masks = set(dataset.mask_indices)
+    primary = [i for i in chosen if i in masks]
+    if not primary:
+        annotated = set(dataset.annotated_indices)
+        primary = [i for i in chosen if i in annotated]
+    if not primary or len(primary) == len(chosen):
+        return None
+    return primary
 
 
 class BatchSource:
@@ -57,12 +74,7 @@ class BatchSource:
         self.dataset = dataset
         self.info = info
         self.chosen = select_items(dataset, requirements, method_name)
-        primary = None
-        if requirements.get("two_stream"):
-            mask_set = set(dataset.mask_indices)
-            primary = [i for i in self.chosen if i in mask_set]
-            if not primary or len(primary) == len(self.chosen):
-                primary = None  # nothing to mix: plain sampling
+        primary = primary_items(dataset, self.chosen) if requirements.get("two_stream") else None
         self.plans = [self._plan(stages, k, primary) for k in range(len(stages))]
 
     def _plan(self, stages: StagePlan, index: int, primary: list[int] | None) -> BatchPlan:

@@ -54,7 +54,8 @@ from frugalseg.data.dataset import SliceDataset
 from frugalseg.engine.batches import BatchSource
 from frugalseg.engine.logs import RunLogger
 from frugalseg.engine.optimisation import Optimisation, autocast_dtype, build_optimisation, start_stage
-from frugalseg.engine.run_data import RunData
+from frugalseg.engine.run_data import RunData, annotations_origin
+from frugalseg.run_folder import RUN_MARKER, RunFolder
 from frugalseg.training import Method, StagePlan, StepContext, StepOutput
 from frugalseg.training import collectives as dist_utils
 from frugalseg.training.checkpoint import TrainingState, load_training_state, save_checkpoint
@@ -63,8 +64,6 @@ from frugalseg.training.schedules import ema_decay
 
 __all__ = ["RUN_MARKER", "TrainResult", "Trainer", "seed_everything"]
 
-RUN_MARKER = "config.json"
-"""A folder holding this file is a frugalseg run folder."""
 
 
 @dataclass
@@ -143,8 +142,10 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         stop_at: int | None = None,
+        folder: RunFolder | None = None,
     ) -> None:
         self.config = config
+        self.folder = folder  # rank 0's checked run folder: opened, committed, closed or aborted here
         self.method = method
         self.data = data
         self.run_dir = Path(run_dir)
@@ -159,9 +160,12 @@ class Trainer:
         device = resolve_device(cfg, info.local_rank)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        if info.is_main:
-            self._write_run_files()
+        folder = self.folder if info.is_main else None
         try:
+            if folder is not None:  # every input is checked: from here on the folder changes (undone on failure)
+                folder.open(cfg.to_dict())
+            if info.is_main:
+                self._write_run_files()
             run = self.build(info, device)
             self.wrap(run)
             run.opt = build_optimisation(self.method.trainable_parameters(), cfg.optim, run.stages, run.amp_dtype,
@@ -169,9 +173,16 @@ class Trainer:
             if self.resume:
                 self.restore(run)
             done, seconds = self.loop(run)
-            return self.finish(run, done, seconds)
+            result = self.finish(run, done, seconds)
+        except BaseException:
+            if folder is not None:
+                folder.abort()
+            raise
         finally:
             dist_utils.shutdown(info)
+        if folder is not None:
+            folder.close()
+        return result
 
     # ----- the named steps ------------------------------------------------------------------------------------
     def build(self, info: dist_utils.DistInfo, device: torch.device) -> _Run:
@@ -180,7 +191,7 @@ class Trainer:
         requirements = method.requirements(method.options)
         dataset = SliceDataset(
             data.train_items, data.annotations, data.source.num_classes, cfg.data.patch_size,
-            augment=cfg.data.augment, intensity_jitter=cfg.data.intensity_jitter,
+            augment=cfg.data.augment, intensity_jitter=cfg.data.intensity_jitter, origin=annotations_origin(cfg),
         )
         stages = StagePlan(method.stages(cfg.train.iterations), cfg.train.iterations)
         batches = BatchSource(cfg, dataset, requirements, cfg.method.name, stages, info)
@@ -214,6 +225,7 @@ class Trainer:
         opt.scaler.load_state_dict(state.scaler)
         torch.set_rng_state(state.rng[run.info.rank % len(state.rng)])
         run.start, run.best_dice, run.best_iteration = state.iteration, state.best_dice, state.best_iteration
+        run.timer["before"] = state.train_seconds  # a resumed run's summary gives the total
         run.logger.truncate_after(run.start)
 
     def loop(self, run: _Run) -> tuple[int, float]:
@@ -222,7 +234,7 @@ class Trainer:
         method.train()
         done = run.start
         t0 = time.perf_counter()
-        run.timer.update(t_log=t0, it_log=float(run.start))
+        run.timer.update(t0=t0, t_log=t0, it_log=float(run.start))
         name = cfg.name or "train"
         bar = tqdm(total=total, initial=run.start, disable=not (self.progress and run.info.is_main), desc=name,
                    dynamic_ncols=True)
@@ -245,7 +257,7 @@ class Trainer:
                 break
         bar.close()
         run.logger.close()
-        return done, time.perf_counter() - t0
+        return done, run.timer.get("before", 0.0) + time.perf_counter() - t0
 
     def step(self, run: _Run, it: int, stage_index: int, ctx: StepContext) -> tuple[StepOutput, torch.Tensor]:
         """One optimiser step on the batch of ``it``: losses, backward, clip, step, schedule, EMA, the method's hook."""
@@ -311,6 +323,8 @@ class Trainer:
         state = self._state(run, done, _gather_rng(run.info))  # every rank joins the RNG gather
         if run.info.is_main:
             save_checkpoint(state, self.run_dir / "checkpoints" / "last.pt")
+            if self.folder is not None:
+                self.folder.checkpoint_written()  # an old run moved aside by --overwrite goes now
             if stage_end:
                 save_checkpoint(state, self.run_dir / "checkpoints" / f"stage_{ctx.stage}.pt")
 
@@ -329,8 +343,9 @@ class Trainer:
     # ----- helpers ----------------------------------------------------------------------------------------------
     def _write_run_files(self) -> None:
         """``config.json`` (the run-folder marker) and, when the run has annotations, ``annotations.json``."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / RUN_MARKER).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        if self.folder is None:  # a RunFolder writes config.json itself (and keeps it on resume)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / RUN_MARKER).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         annotations = self.data.annotations
         if annotations is not None and not (self.run_dir / "annotations.json").exists():
             from frugalseg.data.annotations import save_annotations
@@ -346,6 +361,7 @@ class Trainer:
             class_names={str(k): v for k, v in source.classes.items()},
             optimizer=opt.optimizer.state_dict(), scheduler=opt.scheduler.state_dict(),
             scaler=opt.scaler.state_dict(), rng=rng, best_dice=run.best_dice, best_iteration=run.best_iteration,
+            train_seconds=run.timer.get("before", 0.0) + time.perf_counter() - run.timer.get("t0", time.perf_counter()),
         )
 
     def _scores(self, run: _Run) -> dict[str, float]:

@@ -42,6 +42,7 @@ class TrainingState:
         optimizer, scheduler, scaler: their ``state_dict`` s (empty in a checkpoint not meant for resuming).
         rng: every rank's CPU generator state, in rank order.
         best_dice, best_iteration: the best validation mean Dice so far and where (-1: none yet).
+        train_seconds: seconds of training so far, all sessions of a resumed run together.
     """
 
     config: dict[str, Any]
@@ -56,6 +57,7 @@ class TrainingState:
     rng: list[torch.Tensor] = field(default_factory=list)
     best_dice: float = -1.0
     best_iteration: int = -1
+    train_seconds: float = 0.0  # training time so far, over every session of a resumed run
 
     def to_payload(self) -> dict[str, Any]:
         """The dict written to disk (the RNG states under ``rng.torch``, as the format has always had them)."""
@@ -92,9 +94,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 (torch raises UnpicklingError, RuntimeError, EOFError...)
-        raise CheckpointError(
-            f"{path}: not a safe frugalseg checkpoint (refused by weights-only loading: {str(exc).splitlines()[0]})"
-        ) from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # an empty file raises an empty EOFError
+        size = path.stat().st_size
+        what = "an empty file (0 bytes)" if size == 0 else "not a safe frugalseg checkpoint"
+        raise CheckpointError(f"{path}: {what} (refused by weights-only loading: {first})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not a frugalseg checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
