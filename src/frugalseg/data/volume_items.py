@@ -87,7 +87,7 @@ def _split(item: Item, slice_ids: list[str], case: str, path: str | Path) -> dic
         for z, pixels in by_z.items():
             slot(z)["scribbles"].append(Scribble.model_validate({"class": s.class_, "path": pixels}))
     zs = range(len(slice_ids)) if item.mask else sorted(parts)
-    return {slice_ids[z]: Item(**parts.get(z, {}), mask=item.mask) for z in zs}
+    return {slice_ids[z]: Item.model_validate({**parts.get(z, {}), "mask": item.mask}) for z in zs}
 
 
 def _merge(a: Item, b: Item) -> Item:
