@@ -18,7 +18,7 @@ TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[32,32]", "
 
 
 def spec_file(folder: Path, **changes: object) -> Path:
-    spec = {"config": "sample_supervised", "start": "sparse_masks", "rounds": 2, "per_round": 3,
+    spec = {"config": "acdc_supervised", "start": "sparse_masks", "rounds": 2, "per_round": 3,
             "strategies": ["disagreement", "random"], **changes}
     path = folder / "loop.yaml"
     path.write_text(json.dumps(spec))
