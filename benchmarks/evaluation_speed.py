@@ -5,7 +5,7 @@ the metrics time on realistic predictions (each reference shifted by a few voxel
 network predicts few structures. Volumes are read with h5py directly. All rows come from one run;
 with ``--out`` the table replaces the ``<!-- evaluation_speed -->`` block of that page.
 
-    python benchmarks/evaluation_speed.py --data ../shared/data/ACDC --out docs/performance.md
+    python benchmarks/evaluation_speed.py --data "$FRUGALSEG_DATA" --out docs/performance.md
 """
 
 from __future__ import annotations

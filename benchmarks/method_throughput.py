@@ -11,7 +11,7 @@ it, the data being loaded already; each method in its own subprocess so that not
 method's run is counted. With ``--out`` the table replaces the ``<!-- method_throughput -->``
 block of that page.
 
-    python benchmarks/method_throughput.py --data ../shared/data/ACDC --out docs/performance.md
+    python benchmarks/method_throughput.py --data /path/to/ACDC --out docs/performance.md
     python benchmarks/method_throughput.py --smoke --out /tmp/perf.md   # seconds, on the bundled sample
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import yaml
 from train_step import PAGE_HEADER  # the other benchmarks' page header (this folder is on sys.path)
 
 from frugalseg.bench.provenance import device_name, machine_description, utc_now
+from frugalseg.config import DATA_ENV
 from frugalseg.files import replace_marked_block
 
 SMOKE = ["data.patch_size=[64,64]", "model.features=[8,16,32,64,128]", "train.precision=off"]
@@ -56,11 +58,11 @@ def smoke_budget(config_name: str, folder: Path) -> list[str]:
 
 def shipped_configs() -> dict[str, str]:
     """Method name -> the shipped ACDC config that trains it (``acdc_<method>`` where the names agree)."""
-    from frugalseg.config import configs_dir
+    from frugalseg.config import configs_dir, read_config_tree
 
     found: dict[str, str] = {}
     for path in sorted(configs_dir().glob("acdc_*.yaml")):
-        name = (yaml.safe_load(path.read_text()) or {}).get("method", {}).get("name")
+        name = read_config_tree(path).get("method", {}).get("name")  # on its bases: the method file names it
         if name and (name not in found or path.stem == f"acdc_{name}"):
             found[name] = path.stem
     return found
@@ -123,9 +125,9 @@ def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int,
 
     ``before_training`` runs once the data is loaded, just before the training (``side_by_side.py``
     waits there so that parts in several processes start together)."""
-    from frugalseg.commands.train import train_run
     from frugalseg.engine.run_data import load_run_data
     from frugalseg.methods import build_method
+    from frugalseg.train import train_run
 
     per_stage = warmup + iters
     probe = _config(config_name, data, schedule, per_stage, extra)
@@ -185,7 +187,7 @@ def table(results: dict[str, dict], configs: dict[str, str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data/ACDC")
+    p.add_argument("--data", default=os.environ.get(DATA_ENV), help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--schedule", default="quick", help="schedule of the shipped configs (quick: 128x128, batch 8)")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations per stage")
     p.add_argument("--iters", type=int, default=10, help="timed iterations per stage")
@@ -195,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help="Markdown page whose method_throughput block to replace")
     args = p.parse_args(argv)
+    if not args.smoke and not args.data:
+        p.error(f"--data is required (or set ${DATA_ENV})")
     if args.part:
         print("RESULT " + json.dumps(measure(args.part, args.data, args.schedule, args.warmup, args.iters, args.extra)))
         return 0

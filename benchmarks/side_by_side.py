@@ -14,7 +14,7 @@ the bench's time estimates (``frugalseg bench --list``) use. Timed iterations fo
 as in ``method_throughput.py`` (whose :func:`measure` trains each part). With ``--out`` the result
 replaces the ``<!-- side_by_side -->`` block of that page. Run it with nothing else on the CPU.
 
-    python benchmarks/side_by_side.py --data ../shared/data/ACDC --out docs/performance.md
+    python benchmarks/side_by_side.py --data /path/to/ACDC --out docs/performance.md
     python benchmarks/side_by_side.py --smoke   # seconds, on the bundled sample: checks the script only
 """
 
@@ -31,6 +31,7 @@ from method_throughput import SMOKE, measure  # this folder is on sys.path
 from train_step import PAGE_HEADER
 
 from frugalseg.bench.provenance import machine_description, utc_now
+from frugalseg.config import DATA_ENV
 from frugalseg.files import replace_marked_block
 
 
@@ -70,7 +71,7 @@ def part(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data/ACDC")
+    p.add_argument("--data", default=os.environ.get(DATA_ENV), help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--config", default="acdc_supervised", help="shipped config to train")
     p.add_argument("--schedule", default="quick")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side")
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not args.smoke and not args.data:
+        p.error(f"--data is required (or set ${DATA_ENV})")
     if args.smoke:
         from frugalseg.data.sample import sample_path
 

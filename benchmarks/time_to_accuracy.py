@@ -110,8 +110,8 @@ def score(run_dir: Path, val_cases: list, classes: dict) -> float:
 
 def train_curve(args: argparse.Namespace, recipe: str, extra: Sequence[str]) -> Path:
     """Train ``recipe`` in segments, scoring ``last.pt`` after each; write and return its CSV."""
-    from frugalseg.commands.train import train_run
     from frugalseg.engine.run_data import RunData, load_run_data
+    from frugalseg.train import train_run
 
     cfg = recipe_config(args.config, args.schedule, recipe, args.data, [f"train.seed={args.seed}", *extra])
     data = load_run_data(cfg)
@@ -142,8 +142,8 @@ def train_curve(args: argparse.Namespace, recipe: str, extra: Sequence[str]) -> 
 def calibrate(args: argparse.Namespace, recipes: Sequence[str], extra: Sequence[str]) -> Path:
     """Seconds per training iteration of each recipe, one after the other in this process; stored as JSON."""
     from frugalseg.bench.provenance import machine_description, utc_now
-    from frugalseg.commands.train import train_run
     from frugalseg.engine.run_data import RunData, load_run_data
+    from frugalseg.train import train_run
 
     found: dict[str, float] = {}
     load_before = os.getloadavg()[0]
@@ -305,13 +305,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _smoke(args: argparse.Namespace) -> None:
-    """Every mode once on the bundled sample, into a temporary folder."""
+    """Every mode once on the bundled sample (the default config and schedule, shrunk), into a temporary folder."""
     from frugalseg.data.sample import sample_path
 
     sample = str(sample_path())
     with tempfile.TemporaryDirectory() as tmp:
-        base = ["--data", sample, "--config", "sample_supervised", "--runs", f"{tmp}/runs", "--results",
-                f"{tmp}/results", *(f"--set={o}" for o in SMOKE)]
+        base = ["--data", sample, "--config", args.config, "--schedule", args.schedule, "--runs", f"{tmp}/runs",
+                "--results", f"{tmp}/results", *(f"--set={o}" for o in SMOKE)]
         main([*base, "--recipe", "quick", "--every", "2"])
         main([*base, "--recipe", "quick", "--calibrate", "2", "--warmup", "1"])
         main(["--page", f"{tmp}/page.md", "--results", f"{tmp}/results", "--figure", f"{tmp}/fig.png"])

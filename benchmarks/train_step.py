@@ -7,7 +7,7 @@
 Each part runs in its own subprocess so its peak RSS is its own. Results go to stdout as a
 Markdown table and, with ``--out``, into ``docs/performance.md``.
 
-    python benchmarks/train_step.py --data ../shared/data/ACDC --out docs/performance.md
+    python benchmarks/train_step.py --data /path/to/ACDC --out docs/performance.md
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from frugalseg.config import DATA_ENV
 from frugalseg.files import replace_marked_block
 
 PAGE_HEADER = "# Performance\n\nWritten by the scripts in `benchmarks/`, one block each.\n"
@@ -58,8 +60,8 @@ def bare(batch: int, size: int, iters: int, warmup: int, bf16: bool, channels_la
 
 
 def engine(data: str, batch: int, size: int, iters: int, warmup: int, precision: str, channels_last: bool) -> dict:
-    from frugalseg.commands.train import train_run
     from frugalseg.config import load_config
+    from frugalseg.train import train_run
 
     total = warmup + iters
     config = load_config("acdc_supervised", [
@@ -96,7 +98,7 @@ def child(args: argparse.Namespace, part: str, bf16: bool, channels_last: bool) 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="../shared/data/ACDC")
+    p.add_argument("--data", default=os.environ.get(DATA_ENV), help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--batch", type=int, default=24)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--iters", type=int, default=5)
@@ -106,6 +108,8 @@ def main() -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
+    if not args.data:
+        p.error(f"--data is required (or set ${DATA_ENV})")
     if args.part:
         run_part(args)
         return

@@ -49,7 +49,7 @@ from frugalseg.data.types import SliceItem
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.files import replace_marked_block
 from frugalseg.methods.dii_dcr import DIIDCROptions, Granularity
-from frugalseg.training.checkpoint import load_checkpoint
+from frugalseg.training.checkpoint import load_training_state
 
 
 @dataclass
@@ -112,9 +112,9 @@ def _trained_gamma(run: Path, checkpoint: str) -> tuple[np.ndarray, np.ndarray, 
         if state.checkpoint != checkpoint:
             raise SystemExit(f"{run}: the record keeps the γ of {state.checkpoint}.pt, not of {checkpoint}.pt")
         return state.arrays["indicators.gamma"], state.arrays["indicators.steps"], state.iteration
-    ckpt = load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")
-    state = ckpt["method"]
-    return state["indicators.gamma"].numpy(), state["indicators.steps"].numpy(), int(ckpt.get("iteration", 0))
+    saved = load_training_state(run / "checkpoints" / f"{checkpoint}.pt")
+    state = saved.method
+    return state["indicators.gamma"].numpy(), state["indicators.steps"].numpy(), saved.iteration
 
 
 def instance_rows(run: Path, data_root: Path | None, checkpoint: str = "last") -> tuple[list[InstanceRow], dict]:

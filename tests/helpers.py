@@ -9,8 +9,8 @@ import torch
 
 from frugalseg.config import RunConfig, build_config
 from frugalseg.data.dataset import SliceDataset
+from frugalseg.engine.batches import select_items
 from frugalseg.engine.run_data import RunData, load_run_data
-from frugalseg.engine.trainer import select_items
 from frugalseg.methods import build_method
 from frugalseg.training import StepContext
 
@@ -123,3 +123,15 @@ class one_thread:  # noqa: N801 (used as a context manager, like torch.no_grad)
 
     def __exit__(self, *exc: object) -> None:
         torch.set_num_threads(self._threads)
+
+
+def shipped_schedule(name: str = "quick") -> dict[str, Any]:
+    """The override block of a shipped schedule, as ``configs/_base_/schedules.yaml`` writes it.
+
+    Tests that name the CPU schedule's numbers read them here, so that changing the schedule is one edit.
+    """
+    import yaml
+
+    from frugalseg.config import configs_dir
+
+    return yaml.safe_load((configs_dir() / "_base_" / "schedules.yaml").read_text())["schedules"][name]

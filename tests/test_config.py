@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from frugalseg.config import DATA_ENV, build_config, configs_dir, load_config, parse_override
+from frugalseg.config import DATA_ENV, build_config, load_config, parse_override, shipped_configs
 from frugalseg.errors import ConfigError
+from tests.helpers import shipped_schedule
 
 
 def test_every_shipped_config_validates_in_both_schedules():
-    shipped = sorted(configs_dir().glob("*.yaml"))
+    shipped = shipped_configs()
     assert shipped
     for path in shipped:
         cfg = load_config(path)
@@ -22,9 +23,12 @@ def test_every_shipped_config_validates_in_both_schedules():
 def test_quick_schedule_changes_size_iterations_batch():
     paper = load_config("acdc_supervised")
     quick = load_config("acdc_supervised", ["schedule=quick"])
+    block = shipped_schedule("quick")
     assert paper.data.patch_size == (256, 256) and paper.train.iterations == 30000 and paper.train.batch_size == 24
-    assert quick.data.patch_size == (128, 128) and quick.train.iterations == 3500 and quick.train.batch_size == 8
-    assert (quick.optim.name, quick.optim.lr, quick.optim.lr_schedule) == ("adamw", 0.001, "cosine")
+    assert quick.data.patch_size == tuple(block["data.patch_size"])
+    assert quick.train.iterations == block["train.iterations"] and quick.train.batch_size == block["train.batch_size"]
+    for key in ("optim.name", "optim.lr", "optim.lr_schedule", "optim.warmup_iterations"):
+        assert getattr(quick.optim, key.split(".")[1]) == block[key], key
 
 
 def test_dotted_overrides_win_over_schedule():

@@ -3,13 +3,16 @@
 Sub-commands (DESIGN.md "Command line")::
 
     frugalseg simulate --data DIR --kind points|scribbles|boxes|tags|budget [--budget FILE] --seed N --out FILE
-    frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume] [--overwrite]
+    frugalseg pseudolabel --data DIR --annotations FILE --out FILE [--click-box N] [--cache DIR]
+    frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume | --resume-with-changes | --overwrite]
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
+    frugalseg suggest --checkpoint FILE --data DIR [--annotations FILE] [--strategy S] [--n N] --out FILE
     frugalseg demo [--out DIR]
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ... | --row LABEL=CONFIG[,K=V...] ...]
                     [--doc PAGE --block NAME] [--seeds N ...] [--runs DIR] [--out DIR] [--set KEY=VALUE ...]
-                    [--cost-model FILE] [--jobs N] [--list | --page-only]
+                    [--cost-model FILE] [--jobs N] [--list | --page-only] [--active-learning [SPEC]]
+    frugalseg annotate --data DIR|FILE --out FILE [--classes FILE] [--host 127.0.0.1] [--port N]
 """
 
 from __future__ import annotations
@@ -48,13 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="annotation file to write (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
+    p = sub.add_parser("pseudolabel", help="add LiteMedSAM's box-prompted masks to an annotation file "
+                                           "(needs pip install 'frugalseg[sam]')")
+    p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout)")
+    p.add_argument("--annotations", required=True, type=Path, help="annotation file with boxes (or clicks)")
+    p.add_argument("--out", required=True, type=Path, help="annotation file to write (.json)")
+    p.add_argument("--click-box", type=_positive_int, metavar="N",
+                   help="also prompt with an N x N box around each foreground click (default: clicks give no box)")
+    p.add_argument("--cache", type=Path, help="folder of per-slice masks, to resume an interrupted run")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
     p = sub.add_parser("train", help="train a configured run")
     p.add_argument("config", help="YAML config file or the name of a shipped config (e.g. acdc_pce)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.iterations=2000 schedule=quick")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<config>-s<seed>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    g.add_argument("--resume-with-changes", action="store_true",
+                   help="resume although the command line changes the training (the changes go to run.log)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run folder (the old one is deleted once the new run has checkpointed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
     p = sub.add_parser("eval", help="per-volume Dice/Jaccard/HD95/ASD of a checkpoint")
@@ -72,9 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device")
 
+    p = sub.add_parser("suggest", help="rank the slices without annotation by what annotating them would teach")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--annotations", type=Path, help="annotation file of the slices already annotated (default: none)")
+    p.add_argument("--strategy", default="entropy", choices=["entropy", "disagreement", "random"])
+    p.add_argument("--n", type=_positive_int, default=20, help="slices to suggest (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random strategy")
+    p.add_argument("--allow-adjacent", action="store_true", help="allow neighbouring slices of one volume")
+    p.add_argument("--out", required=True, type=Path, help="text file of item ids, one per line, best first")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device")
+
     p = sub.add_parser("demo", help="train on the bundled sample and write a report")
     p.add_argument("--out", type=Path, default=Path("frugalseg-demo"))
-    p.add_argument("--iterations", type=int, help="iterations per run (default: the demo's own)")
+    p.add_argument("--iterations", type=_positive_int, help="iterations per run (default: the demo's own)")
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("bench", help="train the benchmark matrix (resumable) and write docs/results.md")
@@ -98,12 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="train up to N runs side by side, each in a child process with cpus/N threads "
                         "(on a GPU machine: one GPU each); default 1, in this process")
+    p.add_argument("--active-learning", nargs="?", const="", metavar="SPEC",
+                   help="run the simulated active-learning loop instead of the matrix (SPEC: a loop spec YAML; "
+                        "default: frugalseg/bench/active_learning.yaml) and write <out>/active-learning.md")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--list", action="store_true",
                       help="print the rows and the estimated time (for --jobs); train nothing")
     what.add_argument("--page-only", action="store_true",
                       help="train nothing: write the page from the records (and finished runs) there are, the "
                            "rest marked as not finished (a bench that spans sessions, between its sessions)")
+
+    p = sub.add_parser("annotate", help="a local page to click, box, scribble and tag slices into an annotation file")
+    p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout) or one image file")
+    p.add_argument("--out", required=True, type=Path, help="annotation file; an existing one is resumed")
+    p.add_argument("--classes", type=Path, help="JSON/YAML {id: name} for data without masks")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
 
     return parser
 
@@ -114,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except FrugalsegError as exc:
-        print(f"frugalseg {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split("\n"))  # one line, whatever a file's keys or values hold
+        print(f"frugalseg {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"frugalseg {args.command}: interrupted", file=sys.stderr)
@@ -128,16 +168,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         ann = simulate_file(args.data, args.kind, args.seed, args.out, overwrite=args.overwrite, budget=args.budget)
         print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
         return 0
+    if args.command == "pseudolabel":
+        from frugalseg.commands.pseudolabel import pseudolabel_file
+
+        ann = pseudolabel_file(args.data, args.annotations, args.out, click_box=args.click_box, cache_dir=args.cache,
+                               overwrite=args.overwrite, device=args.device)
+        made = ann.provenance["pseudolabels"]["items"]
+        print(f"wrote {args.out} ({made} item(s) with LiteMedSAM label maps of {len(ann.items)})")
+        return 0
     if args.command == "train":
-        from frugalseg.commands.train import default_run_dir, train_run
         from frugalseg.config import load_config
+        from frugalseg.train import default_run_dir, train_run
 
         config = load_config(args.config, args.overrides)
         out = args.out or default_run_dir(config)
-        result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                           resume_with_changes=args.resume_with_changes)
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
-            print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, "
-                  f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}")
+            best = (f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}"
+                    if result.best_iteration >= 0 else "no validation set: best.pt is the last weights")
+            print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, {best}")
         return 0
     if args.command == "eval":
         from frugalseg.commands.evaluate import run_eval
@@ -151,16 +201,37 @@ def _dispatch(args: argparse.Namespace) -> int:
         paths = predict_to_nifti(args.checkpoint, args.input, args.out, overwrite=args.overwrite, device=args.device)
         print(f"wrote {len(paths)} label map(s) to {args.out}")
         return 0
+    if args.command == "suggest":
+        from frugalseg.commands.suggest import suggest_slices
+
+        res = suggest_slices(args.checkpoint, args.data, args.out, n=args.n, strategy=args.strategy,
+                             annotations=args.annotations, seed=args.seed, allow_adjacent=args.allow_adjacent,
+                             overwrite=args.overwrite, device=args.device)
+        for warning in res.selection.warnings:
+            print(f"frugalseg suggest: warning: {warning}", file=sys.stderr)
+        how = f" ({res.pair})" if res.pair else ""
+        print(f"wrote {res.out}: {len(res.selection.item_ids)} of {res.pool_size} unannotated slices, "
+              f"by {res.strategy}{how}")
+        return 0
     if args.command == "demo":
         from frugalseg.commands.demo import run_demo
 
         report = run_demo(args.out, iterations=args.iterations, overwrite=args.overwrite)
         print(f"demo report: {report}")
         return 0
+    if args.command == "bench" and args.active_learning is not None:
+        from frugalseg.bench.active_learning_cli import active_learning_command
+
+        return active_learning_command(args)
     if args.command == "bench":
         from frugalseg.commands.bench import bench_command
 
         return bench_command(args)
+    if args.command == "annotate":
+        from frugalseg.commands.annotate import serve
+
+        serve(args.data, args.out, args.classes, args.host, args.port)
+        return 0
     raise AssertionError(args.command)
 
 

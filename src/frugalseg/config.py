@@ -1,10 +1,19 @@
 """One validated configuration schema for every run, loaded from YAML with dotted overrides.
 
 A run is fully described by one :class:`RunConfig`: which method, which data
-and annotations, which network, which optimiser and schedule. Shipped configs
-live in ``frugalseg/configs/``; each carries two schedules (``paper``: the
-paper's input size and iterations; ``quick``: a reduced one a 2-core CPU
-finishes in minutes) as override blocks, selected by ``schedule``.
+and annotations, which network, which optimiser and schedule.
+
+Config files are composed, in the manner of mmsegmentation's ``_base_``: a file may name base files
+(``_base_: [a.yaml, b.yaml]``, relative to itself, else among the shipped configs); the bases are merged
+in order and the file on top of them, mappings key by key, anything else replaced. The shipped configs
+in ``frugalseg/configs/`` are built that way:
+
+- ``_base_/schedules.yaml``: the two schedules (``paper``: the run's own settings; ``quick``: a reduced
+  one a 2-core CPU finishes in minutes), override blocks selected by ``schedule``;
+- ``_base_/acdc.yaml`` (the ACDC protocol) and ``_base_/two_stream.yaml`` (half of each batch masked);
+- ``methods/<name>.yaml``: one file per method that trains on any data (``frugalseg train pce
+  data.root=DIR data.simulate.kind=points``);
+- ``acdc_<method>.yaml``: a published run, naming its bases and holding only what differs.
 
 Every key is checked before any work starts: an unknown key or a bad value
 raises :class:`~frugalseg.errors.ConfigError` naming it.
@@ -17,10 +26,10 @@ import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from frugalseg.choices import StrEnum
 from frugalseg.errors import ConfigError
@@ -51,6 +60,14 @@ class LRSchedule(StrEnum):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401
+        """``train.iterations=true`` must not run 1 iteration: a boolean is refused where a number is meant."""
+        from frugalseg.config_types import refuse_bool_number
+
+        return refuse_bool_number(cls.model_fields[info.field_name or ""].annotation, value)
+
 
 class SimulateConfig(_Strict):
     """Annotations simulated from the training masks at the start of a run (written into the run folder)."""
@@ -61,6 +78,15 @@ class SimulateConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class PseudoLabelConfig(_Strict):
+    """Model-made label maps for the boxed items, added before training (``frugalseg.pseudolabels``)."""
+
+    model: Literal["litemedsam"] = Field(default="litemedsam", description="LiteMedSAM (pip install 'frugalseg[sam]')")
+    click_box: int | None = Field(default=None, ge=1, description="N x N box around each foreground click; unset: none")
+    cache: str | None = Field(default=None, description="per-slice cache folder; unset: $FRUGALSEG_CACHE/pseudolabels "
+                                                        "or ~/.cache/frugalseg/pseudolabels")
+
+
 class DataConfig(_Strict):
     """Where the images are and which annotations the run may use."""
 
@@ -68,6 +94,7 @@ class DataConfig(_Strict):
     format: str | None = Field(default=None, description="source name; unset: recognised from the folder")
     annotations: str | None = Field(default=None, description="annotation file (frugalseg.annotations/1)")
     simulate: SimulateConfig | None = None
+    pseudolabels: PseudoLabelConfig | None = None
     train_list: str | None = Field(default=None, description="file of training case ids; unset: the source's split")
     val_list: str | None = Field(default=None, description="file of validation case ids; unset: the source's split")
     patch_size: tuple[int, int] = (256, 256)
@@ -108,7 +135,8 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The U-Net (defaults: the SSL4MIS/ACTION U-Net, methods/README.md §0)."""
+    """The U-Net of a run: the SSL4MIS/ACTION U-Net by default, written only here (:class:`~frugalseg.nets.UNet`
+    takes these defaults as its own)."""
 
     features: tuple[int, ...] = (16, 32, 64, 128, 256)
     dropout: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -182,21 +210,89 @@ class RunConfig(_Strict):
         return self.model_dump(mode="json")
 
 
+BASE_KEY = "_base_"
+"""The key of a config file that names the files it is composed on."""
+
+METHODS_FOLDER = "methods"
+"""Shipped method files (one per method, for any data) live in ``configs/methods/``."""
+
+
 def configs_dir() -> Path:
     """Folder of the configs shipped inside the package."""
     return Path(str(resources.files("frugalseg") / "configs"))
 
 
+def shipped_configs() -> list[str]:
+    """Names a command accepts for a shipped config: the runs (``acdc_pce``) and the methods (``pce``)."""
+    runs = sorted(f.stem for f in configs_dir().glob("*.yaml"))
+    return runs + sorted(f.stem for f in (configs_dir() / METHODS_FOLDER).glob("*.yaml"))
+
+
 def resolve_config_path(path: str | Path) -> Path:
-    """An existing file path, or the name of a shipped config (``acdc_pce`` or ``acdc_pce.yaml``)."""
+    """An existing file path, or the name of a shipped run or method config (``acdc_pce``, ``pce.yaml``)."""
     p = Path(path)
     if p.is_file():
         return p
-    for candidate in (configs_dir() / p.name, configs_dir() / f"{p.name}.yaml"):
+    for folder in (configs_dir(), configs_dir() / METHODS_FOLDER):
+        for candidate in (folder / p.name, folder / f"{p.name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(f"{path}: no such config file (shipped configs: {', '.join(shipped_configs())})")
+
+
+def merge_trees(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merged key by key (recursively), any other value replaced."""
+    out = copy.deepcopy(dict(base))
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_trees(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    from frugalseg.strict_yaml import load_yaml_text  # refuses duplicate keys
+
+    tree = load_yaml_text(text, path) or {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(tree).__name__}")
+    return tree
+
+
+def _base_path(path: Path, base: str) -> Path:
+    """A base named by ``path``: relative to ``path``'s folder, else among the shipped configs."""
+    for candidate in (path.parent / base, configs_dir() / base):
         if candidate.is_file():
             return candidate
-    shipped = sorted(f.stem for f in configs_dir().glob("*.yaml"))
-    raise ConfigError(f"{path}: no such config file (shipped configs: {', '.join(shipped)})")
+    raise ConfigError(f"{path}: {BASE_KEY}: {base!r} is neither next to it nor a shipped config")
+
+
+def read_config_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw tree of a config file composed on its bases (``_base_``), not yet validated.
+
+    Raises:
+        ConfigError: a file cannot be read, ``_base_`` is not a name or a list of names, a base does not
+            exist, or the bases name each other in a cycle.
+    """
+    path = Path(path)
+    if path.resolve() in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"{path}: {BASE_KEY} files include each other: {cycle}")
+    tree = _read_yaml(path)
+    bases = tree.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = merge_trees(merged, read_config_tree(_base_path(path, base), (*_chain, path.resolve())))
+    return merge_trees(merged, tree)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -209,13 +305,15 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:  # PyYAML: "\U" escapes
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({' '.join(str(exc).split())})") from exc
     return key, value
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:  # noqa: ANN401
     """Set ``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating dicts along the way."""
+    if not isinstance(key, str):
+        raise ConfigError(f"key {key!r} is not a name")
     parts = key.split(".")
     node = tree
     for i, part in enumerate(parts[:-1]):
@@ -246,30 +344,36 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
     raw = dict(tree)
     schedule = cli.get("schedule", raw.get("schedule", "paper"))
     schedules = raw.get("schedules") or {}
+    if not isinstance(schedule, str):
+        raise ConfigError(f"{source}: schedule: a schedule name, not {schedule!r}")
+    if not isinstance(schedules, dict) or not all(isinstance(b, dict) for b in schedules.values()):
+        raise ConfigError(f"{source}: schedules: a mapping of schedule names to blocks of overrides")
     if schedules and schedule not in schedules:
         raise ConfigError(f"{source}: schedule {schedule!r} is not one of {sorted(schedules)}")
+    if not schedules and "schedule" in cli and schedule != "paper":
+        raise ConfigError(f"{source}: schedule={schedule!r}, but this config has no schedules block (it always "
+                          "runs as written)")
     raw = apply_overrides(raw, schedules.get(schedule, {}))
     raw = apply_overrides(raw, cli)
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from exc
-    from frugalseg.methods import validate_method_options  # late import: methods import this module
+    # late import: only the method registry knows each method's options, and importing the schema must load
+    # no method (docs/architecture.md, the one allowed upward import)
+    from frugalseg.methods import validate_method_options
 
     validate_method_options(config.method, source)
+    from frugalseg.preflight import check_config  # what the network, the method and the device need
+
+    check_config(config, source)
     return config
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read a YAML config (a path or a shipped config's name) and validate it with ``overrides``."""
+    """Read a YAML config (a path or a shipped config's name) on its bases and validate it with ``overrides``."""
     resolved = resolve_config_path(path)
-    try:
-        tree = yaml.safe_load(resolved.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{resolved}: cannot read config ({exc})") from exc
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{resolved}: a config must be a mapping of sections, got {type(tree).__name__}")
-    config = build_config(tree, overrides, source=str(resolved))
+    config = build_config(read_config_tree(resolved), overrides, source=str(resolved))
     if config.name is None:
         config.name = resolved.stem
     return config
@@ -279,7 +383,7 @@ def _describe(exc: ValidationError) -> str:
     """One line per bad key: ``train.iteratons: unknown key`` rather than pydantic's default wording."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in err["loc"])  # one line, always
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         lines.append(f"{loc}: {msg}")
     return "; ".join(lines)

@@ -63,3 +63,12 @@ class OutputExistsError(FrugalsegError):
     def __init__(self, path: str | Path, hint: str = "pass --overwrite to replace it") -> None:
         self.path = Path(path)
         super().__init__(f"{self.path} already exists; {hint}")
+
+
+class MissingExtraError(FrugalsegError):
+    """A feature needs an optional extra that is not installed; the message says how to install it."""
+
+    def __init__(self, extra: str, package: str, reason: str = "") -> None:
+        self.extra = extra
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"this needs the optional package {package!r}{detail}: pip install 'frugalseg[{extra}]'")

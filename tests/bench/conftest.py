@@ -12,7 +12,7 @@ from tests.bench.fakes import RecordingTrainer, fake_summary
 @pytest.fixture
 def trainer(monkeypatch):
     """``train_run``, the bench's way to train, replaced by :class:`RecordingTrainer` (no training; calls recorded)."""
-    import frugalseg.commands.train as train
+    import frugalseg.train as train
 
     def record(config, run_dir, resume=False, overwrite=False, progress=True, **_):
         return RecordingTrainer(config, run_dir, resume=resume, overwrite=overwrite, progress=progress).run()

@@ -40,7 +40,7 @@ def test_matrix_loads_and_lists_every_row_once_in_table_order():
     assert len(labels) == len(set(labels)) == len(matrix.rows)
     assert labels[0] == "supervised"
     assert [b.name for b in matrix.budgets] == ["all_masks", "points", "masks3", "masks7", "masks7_boxes",
-                                                "masks3_boxes_tags"]
+                                                "masks3_boxes_tags", "sparse_masks", "sparse_boxes"]
     # the masks-only baselines are shared, not trained again
     assert [b.name for b in matrix.budgets_of("supervised7")] == ["masks7", "masks7_boxes"]
     assert [b.name for b in matrix.budgets_of("mean_teacher3")] == ["masks3", "masks3_boxes_tags"]
@@ -147,7 +147,7 @@ def test_shared_row_trains_the_same_on_the_tables_budget(tmp_path, method, own, 
     On the sample (4 training patients) the budgets' first 3 or 7 masked patients are cut to 2, so that both
     budgets leave patients unmasked (unlabelled in one, boxes or tags in the other).
     """
-    from frugalseg.commands.train import train_run
+    from frugalseg.train import train_run
     from frugalseg.training.checkpoint import load_checkpoint
     from tests.helpers import tiny_config
 

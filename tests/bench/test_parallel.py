@@ -182,7 +182,7 @@ def _fake_eval(monkeypatch) -> list[str]:
 
 
 def test_child_trains_with_its_threads_and_the_run_still_matches_its_row(tmp_path, monkeypatch, capsys):
-    import frugalseg.commands.train as train
+    import frugalseg.train as train
 
     TRAINED.clear()
     monkeypatch.setattr(train, "train_run", recording_train_run)
@@ -206,7 +206,7 @@ def test_child_trains_with_its_threads_and_the_run_still_matches_its_row(tmp_pat
 
 
 def test_child_scores_and_records_its_run_and_skips_a_recorded_one(tmp_path, monkeypatch, capsys):
-    import frugalseg.commands.train as train
+    import frugalseg.train as train
 
     TRAINED.clear()
     monkeypatch.setattr(train, "train_run", recording_train_run)

@@ -27,6 +27,7 @@ from frugalseg.bench.records import (
 )
 from frugalseg.bench.runner import RunMismatchError, run_row_seed, train_and_record
 from tests.bench.fakes import fake_record, fake_run
+from tests.helpers import shipped_schedule
 
 DATA = "/data/acdc"
 ROW = parse_row("pce=acdc_pce")
@@ -152,7 +153,8 @@ def test_a_record_of_another_config_is_refused_naming_it(tmp_path, trainer):
     runs, records = tmp_path / "runs", tmp_path / "records"
     fake_record(records, runs, "pce", 0, 0.7, _config(extra=["train.iterations=1000"]))
     for strict in (True, False):  # strict=False reuses a run folder with a warning, never a record
-        with pytest.raises(RunMismatchError, match="train.iterations: run has 1000, row wants 3500") as err:
+        wanted = shipped_schedule("quick")["train.iterations"]
+        with pytest.raises(RunMismatchError, match=f"train.iterations: run has 1000, row wants {wanted}") as err:
             train_and_record(ROW, 0, DATA, runs, records, strict=strict, log=lambda _: None)
         assert f"record {records / 'pce-s0'}" in str(err.value)
     assert trainer.calls == []

@@ -117,13 +117,23 @@ _boxes = st.tuples(st.integers(1, 3), st.integers(0, 31), st.integers(0, 31), st
                    st.integers(0, 31)).map(lambda t: Box.model_validate(
                        {"class": t[0], "y0": min(t[1], t[2]), "x0": min(t[3], t[4]), "y1": max(t[1], t[2]),
                         "x1": max(t[3], t[4])}))
+
+
+def _agreeing(item: Item) -> Item:
+    """The item without contradictions the reader refuses: one class per clicked pixel, every labelled class tagged."""
+    points = list({(p.y, p.x): p for p in reversed(item.points)}.values())[::-1]
+    used = {p.class_ for p in points} | {b.class_ for b in item.boxes}
+    tags = None if item.tags is None else sorted(set(item.tags) | (used - {0}))
+    return Item(points=points, boxes=item.boxes, tags=tags, mask=item.mask)
+
+
 _items = st.builds(
     Item,
     points=st.lists(_points, max_size=3),
     boxes=st.lists(_boxes, max_size=2),
     tags=st.none() | st.sets(st.integers(0, 3)).map(sorted),
     mask=st.booleans(),
-)
+).map(_agreeing)
 
 
 @given(items=st.dictionaries(st.text(min_size=1, max_size=8), _items, max_size=4))

@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from frugalseg.commands.train import train_run
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.errors import OutputExistsError
+from frugalseg.train import train_run
 from frugalseg.training.checkpoint import load_checkpoint
 from tests.helpers import sample_root, tiny_config
 

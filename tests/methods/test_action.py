@@ -7,7 +7,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from frugalseg.commands.train import train_run
 from frugalseg.config import build_config, load_config
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.errors import ConfigError
@@ -15,6 +14,7 @@ from frugalseg.losses.distillation import soft_distillation_kl
 from frugalseg.methods import METHODS, build_method, get_method
 from frugalseg.methods.action import ACTION, STAGES, ACTIONOptions, window_crops
 from frugalseg.methods.anchor_queue import AnchorQueue
+from frugalseg.train import train_run
 from frugalseg.training import Stage, StepContext
 from frugalseg.training.checkpoint import load_checkpoint
 from frugalseg.training.schedules import split_iterations
@@ -94,7 +94,8 @@ def test_shipped_config_paper_and_quick():
     # the quick rows compare like with like: same budget, input, batch mix and iterations as mean_teacher
     assert quick.data == mt.data and quick.train == mt.train and quick.model == mt.model and quick.optim == mt.optim
     q_stages = build_method(quick, 1, 4).stages(quick.train.iterations)
-    assert [s.iterations for s in q_stages] == [1167, 1167, 1166]
+    lengths = [s.iterations for s in q_stages]  # the CPU schedule in thirds
+    assert sum(lengths) == quick.train.iterations and max(lengths) - min(lengths) <= 1
     assert all(s.batch_size is None for s in q_stages)
     assert dict(q_stages[2].optimizer) == {}  # AdamW has no Nesterov momentum
     assert load_config("acdc_action", ["schedule=quick", "method.options.anco=false"]).method.options["anco"] is False

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from frugalseg.bench.records import read_record, recorded_method_state, write_record
-from frugalseg.commands.train import train_run
 from frugalseg.config import load_config
 from frugalseg.engine.run_data import load_run_data
 from frugalseg.losses.co_regularisation import cross_pseudo_supervision, cutmix_masks, mix
@@ -30,9 +29,10 @@ from frugalseg.methods.dii_dcr import (
 )
 from frugalseg.methods.restore import load_trained_model
 from frugalseg.nets import UNet
+from frugalseg.train import train_run
 from frugalseg.training import StepContext
 from frugalseg.training.checkpoint import load_checkpoint
-from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, tiny_config
+from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, shipped_schedule, tiny_config
 
 K = 4  # classes, background included (as ACDC)
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +116,11 @@ def test_shipped_config_and_its_baselines(schedule):
     opts = DIIDCROptions.model_validate(cfg.method.options)
     assert opts.dii and opts.dcr and opts.instance == Granularity.BOX
     if schedule == "quick":
-        assert cfg.data.patch_size == (128, 128) and cfg.train.batch_size == 8 and cfg.train.iterations == 3500
+        quick = shipped_schedule("quick")
+        assert cfg.data.patch_size == tuple(quick["data.patch_size"])
+        assert cfg.train.batch_size == quick["train.batch_size"]
+        assert cfg.train.iterations == quick["train.iterations"]
+        assert (cfg.optim.name, cfg.optim.lr_schedule) == (quick["optim.name"], quick["optim.lr_schedule"])
     # The baselines of the evidence runs are overrides of the same config: same data, network and schedule.
     sup = load_config("acdc_dii_dcr", [f"schedule={schedule}", "method.name=supervised", "method.options={}"])
     naive = load_config("acdc_dii_dcr", [f"schedule={schedule}", "method.options.dii=false",

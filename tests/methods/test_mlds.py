@@ -25,7 +25,7 @@ from frugalseg.methods.mlds import MLDS, MLDSOptions, filter_predictions, pseudo
 from frugalseg.nets import UNet
 from frugalseg.training import StepContext
 from frugalseg.training.ema import update_ema
-from tests.helpers import loss_drops_on_fixed_batch, tiny_config
+from tests.helpers import loss_drops_on_fixed_batch, shipped_schedule, tiny_config
 
 C = 3  # background, class 1, class 2
 E = math.e
@@ -280,7 +280,11 @@ def test_shipped_config_is_the_mean_teacher_row_on_the_mixed_budget(schedule):
     options = MLDSOptions.model_validate(mlds.method.options)
     assert options == MLDSOptions()  # the config spells the defaults out
     if schedule == "quick":
-        assert mlds.data.patch_size == (128, 128) and mlds.train.batch_size == 8 and mlds.train.iterations == 3500
+        quick = shipped_schedule("quick")
+        assert mlds.data.patch_size == tuple(quick["data.patch_size"])
+        assert mlds.train.batch_size == quick["train.batch_size"]
+        assert mlds.train.iterations == quick["train.iterations"]
+        assert (mlds.optim.name, mlds.optim.lr_schedule) == (quick["optim.name"], quick["optim.lr_schedule"])
     ablation = load_config("acdc_mlds", [f"schedule={schedule}", "method.options.deep_supervision=ordinary"])
     assert MLDSOptions.model_validate(ablation.method.options).deep_supervision == "ordinary"
 

@@ -1,4 +1,4 @@
-"""The U-Net: the published parameter counts, shapes, feature taps from one pass, options, MLDS preset."""
+"""The U-Net: the published parameter counts, shapes, feature taps from one pass, options, the MLDS network."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ import pytest
 import torch
 from torch.utils import _pytree
 
-from frugalseg.nets import MLDS_UNET, Norm, UNet, UNetOutput, build_network
+from frugalseg.config import ModelConfig
+from frugalseg.nets import Norm, UNet, UNetOutput
 
 SMALL = {"features": (4, 8, 16, 32, 64)}  # same topology as the default, fast on 2 cores
+
+MLDS_UNET = {
+    "features": (64, 128, 256, 512, 1024), "dropout": (0.0,) * 5, "norm": "batch", "upsample": "transpose",
+    "act": "relu", "head": "mlp", "deep_supervision": True, "ds_hidden": 64,
+}
+"""MLDS ``HierarchicalUNet`` (``bilinear=False``, BN; docs/methods/mlds.md): 64-1024 channels, five deep heads."""
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -35,11 +42,17 @@ def test_default_is_the_ssl4mis_action_unet_parameter_count():
     assert n_params(UNet(in_channels=1, num_classes=4, upsample="transpose")) == 1_944_324
 
 
-def test_mlds_preset_matches_the_official_network_parameter_count():
-    net = build_network("mlds", num_classes=4)
+def test_the_defaults_are_a_default_runs_model_section():
+    net, model = UNet(), ModelConfig()
+    assert net.features == model.features and not net.deep_supervision
+    encoder_dropout = [m.p for m in net.encoder.modules() if isinstance(m, torch.nn.Dropout)]
+    assert encoder_dropout == list(model.dropout)
+
+
+def test_mlds_settings_match_the_official_network_parameter_count():
+    net = UNet(num_classes=4, **MLDS_UNET)
     assert net.deep_supervision and net.features == (64, 128, 256, 512, 1024)
     assert n_params(net) == mlds_param_count(4) == 31_176_088
-    assert n_params(UNet(num_classes=4, **MLDS_UNET)) == 31_176_088
     out = net.eval()(torch.rand(1, 1, 32, 32), return_features=True)
     assert out.logits.shape == (1, 4, 32, 32)
     assert [d.shape[-1] for d in out.deep] == [2, 4, 8, 16, 32]
@@ -138,11 +151,3 @@ def test_bad_options_raise_value_error(kwargs, message):
 def test_input_not_divisible_by_16_raises():
     with pytest.raises(ValueError, match="divisible by 16"):
         UNet(**SMALL)(torch.rand(1, 1, 40, 32))
-
-
-def test_build_network_presets_and_overrides():
-    assert n_params(build_network("ssl4mis", num_classes=4)) == 1_813_764
-    assert build_network(num_classes=2).num_classes == 2
-    assert build_network("mlds", features=(8, 16, 32, 64, 128), num_classes=2).features[0] == 8
-    with pytest.raises(ValueError, match="preset must be one of 'ssl4mis', 'mlds'"):
-        build_network("nnunet")

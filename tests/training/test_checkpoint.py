@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from frugalseg.errors import CheckpointError
-from frugalseg.training.checkpoint import load_checkpoint, save_checkpoint
+from frugalseg.training.checkpoint import TrainingState, load_checkpoint, load_training_state, save_checkpoint
 from frugalseg.training.ema import make_teacher, update_ema
 
 
@@ -20,6 +20,36 @@ def test_round_trip_and_atomic(tmp_path):
     back = load_checkpoint(path)
     assert back["iteration"] == 5 and torch.equal(back["w"], torch.arange(3.0))
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
+
+
+def _state() -> TrainingState:
+    return TrainingState(config={"method": {"name": "pce"}}, num_classes=4, method={"w": torch.arange(3.0)},
+                         iteration=7, in_channels=2, class_names={"1": "RV"}, optimizer={"state": {}},
+                         rng=[torch.get_rng_state()], best_dice=0.5, best_iteration=5)
+
+
+def test_training_state_round_trips_through_the_file_format(tmp_path):
+    state = _state()
+    save_checkpoint(state, tmp_path / "s.pt")
+    raw = load_checkpoint(tmp_path / "s.pt")
+    assert raw["rng"]["torch"][0].dtype == torch.uint8 and raw["iteration"] == 7  # the format's keys, as always
+    back = load_training_state(tmp_path / "s.pt")
+    assert (back.iteration, back.in_channels, back.num_classes, back.best_iteration) == (7, 2, 4, 5)
+    assert torch.equal(back.method["w"], state.method["w"]) and torch.equal(back.rng[0], state.rng[0])
+    assert back.class_names == {"1": "RV"} and back.optimizer == {"state": {}}
+
+
+def test_a_checkpoint_before_in_channels_reads_as_one_channel(tmp_path):
+    payload = _state().to_payload()
+    del payload["in_channels"]
+    save_checkpoint(payload, tmp_path / "old.pt")
+    assert load_training_state(tmp_path / "old.pt").in_channels == 1
+
+
+def test_a_checkpoint_without_weights_is_refused_naming_it(tmp_path):
+    save_checkpoint({"config": {}, "num_classes": 4}, tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="bare.pt: checkpoint lacks method"):
+        load_training_state(tmp_path / "bare.pt")
 
 
 def test_pickle_payload_is_refused(tmp_path, capsys):

@@ -53,9 +53,9 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 
 def trained_state(method: str, run_dir: Path) -> dict[str, torch.Tensor]:
     """Train ``method`` for :data:`ITERATIONS` iterations and return the method state of ``last.pt``."""
-    from frugalseg.commands.train import train_run
     from frugalseg.config import load_config
     from frugalseg.engine.run_data import load_run_data
+    from frugalseg.train import train_run
     from frugalseg.training.checkpoint import load_checkpoint
 
     overrides = [

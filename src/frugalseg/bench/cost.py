@@ -1,8 +1,8 @@
 """Annotation cost in annotator-seconds, counted from what an annotation file actually holds.
 
 A budget's cost is not typed per budget: it is the sum, over the run's ``annotations.json``, of each
-annotation's time from a cost model (``cost_model.yaml`` beside this module, the defaults of
-``../shared/methods/annotation-cost.md`` §2; docs/annotation-cost.md cites the studies). So a budget whose
+annotation's time from a cost model (``cost_model.yaml`` beside this module; docs/annotation-cost.md
+says where each default comes from and cites the studies). So a budget whose
 simulation changes (more boxes, fewer clicks) is costed as it was really simulated, and a user's own
 timings replace ours with ``frugalseg bench --cost-model FILE``. A run's record keeps the counts
 (:class:`AnnotationCounts`), not the annotation file, and the model is applied to them when the page is

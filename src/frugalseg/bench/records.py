@@ -334,7 +334,7 @@ def recorded_method_state(run: Path, checkpoint: str = PANEL_CHECKPOINT) -> Meth
     Raises:
         RecordError: the run's config, its checkpoint or a listed state entry is missing or unreadable.
     """
-    from frugalseg.training.checkpoint import load_checkpoint
+    from frugalseg.training.checkpoint import load_training_state
 
     config = _read_json(run / "config.json", "run config")
     try:
@@ -345,14 +345,13 @@ def recorded_method_state(run: Path, checkpoint: str = PANEL_CHECKPOINT) -> Meth
         return None
     path = run / "checkpoints" / f"{checkpoint}.pt"
     try:
-        ckpt = load_checkpoint(path)
+        saved = load_training_state(path)
     except FrugalsegError as exc:
         raise RecordError(f"{path}: cannot read the method state to record ({exc})") from exc
-    state = ckpt.get("method", {})
-    missing = [key for key in keys if key not in state]
+    missing = [key for key in keys if key not in saved.method]
     if missing:
         raise RecordError(f"{path}: the method state lacks {', '.join(missing)}, which its method records")
-    return MethodState(checkpoint, int(ckpt.get("iteration", 0)), {key: state[key].cpu().numpy() for key in keys})
+    return MethodState(checkpoint, saved.iteration, {key: saved.method[key].cpu().numpy() for key in keys})
 
 
 def _copy_synced(src: Path, dst: Path) -> None:
@@ -420,7 +419,8 @@ def write_record(
                              "slices": list(panel.slices), "shape": list(panel.labels.shape)}
         if method_state is not None:
             buf = io.BytesIO()
-            np.savez_compressed(buf, **method_state.arrays)
+            arrays: dict[str, Any] = dict(method_state.arrays)  # numpy's stubs read ** as allow_pickle
+            np.savez_compressed(buf, **arrays)
             _write_bytes_synced(tmp / METHOD_STATE_FILE, buf.getvalue())
             tree["method_state"] = {"file": METHOD_STATE_FILE, "checkpoint": method_state.checkpoint,
                                     "iteration": method_state.iteration, "keys": sorted(method_state.arrays)}

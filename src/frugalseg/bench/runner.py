@@ -197,7 +197,7 @@ def train_or_skip(
     Raises:
         RunMismatchError: the folder holds a run of another config (with ``strict``; else a warning is logged).
     """
-    from frugalseg.commands.train import train_run
+    from frugalseg.train import train_run
 
     path = run_dir(runs, row.label, seed)
     config = row_config(row, data, schedule, seed, extra)
@@ -207,7 +207,9 @@ def train_or_skip(
         return False
     resume = (path / "checkpoints" / "last.pt").is_file()
     t0 = time.perf_counter()
-    train_run(config, path, resume=resume, overwrite=not resume, progress=False)
+    # not strict: a run of another config is reused (warned above), so its resume accepts and logs the change
+    train_run(config, path, resume=resume, overwrite=not resume, progress=False,
+              resume_with_changes=resume and not strict)
     log(f"[{row.label} s{seed}] trained in {time.perf_counter() - t0:.0f} s")
     return True
 

@@ -27,20 +27,23 @@ import torch
 from frugalseg import __version__
 from frugalseg.config import load_config
 from frugalseg.data.sample import sample_path
-from frugalseg.errors import OutputExistsError
+from frugalseg.errors import ConfigError, OutputExistsError
 from frugalseg.files import write_text_atomic
+from frugalseg.run_folder import check_output_folder
 
 DEMO_RUNS = {"pce": "sample_pce", "supervised": "sample_supervised"}
 
 
 def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = False) -> Path:
     """Run the demo into ``out``; return the path of the Markdown report."""
-    from frugalseg.commands.train import train_run
     from frugalseg.data.annotations import save_annotations
     from frugalseg.engine.run_data import load_run_data
     from frugalseg.evaluation.checkpoint import evaluate_checkpoint
+    from frugalseg.train import train_run
 
-    out = Path(out)
+    out = check_output_folder(out)
+    if iterations is not None and iterations < 1:
+        raise ConfigError(f"--iterations {iterations}: a demo run needs at least 1 iteration")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(out)
     data_root = sample_path()
@@ -49,7 +52,7 @@ def run_demo(out: str | Path, iterations: int | None = None, overwrite: bool = F
     summaries: dict[str, dict[str, Any]] = {}
     for name, config_name in DEMO_RUNS.items():
         overrides = [f"data.root={data_root}"]
-        if iterations:
+        if iterations is not None:
             overrides.append(f"train.iterations={iterations}")
         config = load_config(config_name, overrides)
         data = load_run_data(config)

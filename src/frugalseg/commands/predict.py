@@ -10,6 +10,8 @@ from frugalseg.data.sources import open_source
 from frugalseg.data.types import Case
 from frugalseg.errors import DataError, OutputExistsError
 from frugalseg.methods.restore import load_trained_model
+from frugalseg.preflight import check_device
+from frugalseg.run_folder import check_output_folder
 
 
 def predict_to_nifti(
@@ -28,10 +30,10 @@ def predict_to_nifti(
     from frugalseg.evaluation.inference import predict_volume
     from frugalseg.evaluation.nifti import write_label_nifti
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = check_output_folder(out)
+    dev = check_device(device, "--device") or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_trained_model(checkpoint, dev)
     cases = _read_input(Path(input_path), case_list)
-    out = Path(out)
     targets = [out / f"{c.case_id}.nii.gz" for c in cases]
     clash = [t for t in targets if t.exists()]
     if clash and not overwrite:

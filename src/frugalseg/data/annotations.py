@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from frugalseg.errors import AnnotationError
@@ -33,9 +34,12 @@ __all__ = [
     "AnnotationFile",
     "Box",
     "Item",
+    "LabelMap",
     "Point",
     "Scribble",
     "check_annotations",
+    "check_data_classes",
+    "class_uses",
     "dumps_annotations",
     "load_annotations",
     "parse_annotations",
@@ -83,6 +87,37 @@ class Box(_Strict):
     z: int | None = None
 
 
+class LabelMap(_Strict):
+    """A full 2D label map carried in the file (e.g. a model's pseudo-label), run-length encoded.
+
+    ``runs`` alternates class id and run length over the map in row-major order:
+    ``[0, 500, 3, 12, 0, 43]`` is 500 background pixels, 12 of class 3, 43 of background. Unlike
+    ``mask: true`` (the data's own stored label), it says where the label came from: nobody drew it, so
+    it costs no annotator time (``frugalseg.bench.cost`` counts the boxes or clicks it was made from).
+    """
+
+    shape: list[int]
+    runs: list[int]
+
+    @classmethod
+    def from_array(cls, label: np.ndarray) -> LabelMap:
+        """Encode an (H, W) array of class ids."""
+        if label.ndim != 2:
+            raise ValueError(f"a label map is 2D (H, W), got shape {label.shape}")
+        flat = np.asarray(label, dtype=np.int64).ravel()
+        if flat.size == 0:
+            raise ValueError("a label map needs at least one pixel")
+        starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+        lengths = np.diff(np.r_[starts, flat.size])
+        runs = np.stack([flat[starts], lengths], axis=1).ravel()
+        return cls(shape=[int(label.shape[0]), int(label.shape[1])], runs=[int(v) for v in runs])
+
+    def to_array(self) -> np.ndarray:
+        """Decode to an (H, W) int64 array (the file must have been validated: lengths add up to H * W)."""
+        pairs = np.asarray(self.runs, dtype=np.int64).reshape(-1, 2)
+        return np.repeat(pairs[:, 0], pairs[:, 1]).reshape(self.shape)
+
+
 class Item(_Strict):
     """Everything annotated on one item; an item with no field is unlabelled."""
 
@@ -91,10 +126,16 @@ class Item(_Strict):
     boxes: list[Box] = Field(default_factory=list)
     tags: list[int] | None = None
     mask: bool = False
+    label_map: LabelMap | None = None
+
+    @property
+    def has_full_label(self) -> bool:
+        """Every pixel's class is given: the stored mask (``mask: true``) or a carried ``label_map``."""
+        return self.mask or self.label_map is not None
 
     @property
     def is_empty(self) -> bool:
-        return not (self.points or self.scribbles or self.boxes or self.tags is not None or self.mask)
+        return not (self.points or self.scribbles or self.boxes or self.tags is not None or self.has_full_label)
 
 
 class AnnotationFile(_Strict):
@@ -173,6 +214,7 @@ def load_annotations(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(path, f"cannot be read as UTF-8 text: {exc}") from exc
+    _check_depth(text, path)
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -180,6 +222,35 @@ def load_annotations(
     except ValueError as exc:
         raise AnnotationError(path, f"invalid JSON: {exc}") from exc
     return parse_annotations(data, path, grids)
+
+
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects a file may have (the format needs 6; ``provenance`` gets the rest)."""
+
+
+def _check_depth(text: str, path: str | Path) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH` before parsing it (a file nested 100,000 deep would
+    exhaust Python's recursion limit in the parser, in pydantic or in the writer, each with a traceback)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    raise AnnotationError(path, f"invalid JSON: nested more than {MAX_DEPTH} levels deep")
+        elif ch in "]}":
+            depth -= 1
 
 
 def parse_annotations(
@@ -198,6 +269,8 @@ def parse_annotations(
         )
     try:
         ann = AnnotationFile.model_validate(data, strict=True)
+    except RecursionError:
+        raise AnnotationError(path, f"nested more than {MAX_DEPTH} levels deep") from None
     except ValidationError as exc:
         # An unknown field first: a misspelt field is also reported missing, and the spelling is the cause.
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -281,6 +354,25 @@ class _ItemChecker:
         if z is not None:
             self.check_coord(field, z, -3, "z")
 
+    def check_label_map(self, item: Item) -> None:
+        lm = item.label_map
+        assert lm is not None
+        if item.mask:
+            self.fail("label_map", "give either mask: true (the stored label) or a label_map, not both")
+        if len(lm.shape) != 2 or min(lm.shape) < 1:
+            self.fail("label_map.shape", f"a label map is 2D with positive sides, [H, W] (got {lm.shape})")
+        if self.grid is not None and tuple(lm.shape) != self.grid:
+            self.fail("label_map.shape", f"shape {lm.shape} is not the image's grid {'x'.join(map(str, self.grid))}")
+        if len(lm.runs) % 2:
+            self.fail("label_map.runs", "runs alternate class and length, so their count must be even")
+        for j in range(0, len(lm.runs), 2):
+            self.check_class(f"label_map.runs.{j}", lm.runs[j])
+            if lm.runs[j + 1] < 1:
+                self.fail(f"label_map.runs.{j + 1}", f"run length {lm.runs[j + 1]} is not 1 or more")
+        total = sum(lm.runs[1::2])
+        if total != lm.shape[0] * lm.shape[1]:
+            self.fail("label_map.runs", f"run lengths add up to {total}, not H*W = {lm.shape[0] * lm.shape[1]}")
+
     def check(self, item: Item) -> None:
         for i, p in enumerate(item.points):
             self.check_class(f"points.{i}.class", p.class_)
@@ -311,6 +403,8 @@ class _ItemChecker:
                 self.fail(f"boxes.{i}.y1", f"box corners out of order: y1={b.y1} < y0={b.y0} (corners are inclusive)")
             if b.x0 > b.x1:
                 self.fail(f"boxes.{i}.x1", f"box corners out of order: x1={b.x1} < x0={b.x0} (corners are inclusive)")
+        if item.label_map is not None:
+            self.check_label_map(item)
         if item.tags is not None:
             seen: set[int] = set()
             for i, t in enumerate(item.tags):
@@ -318,6 +412,60 @@ class _ItemChecker:
                 if t in seen:
                     self.fail(f"tags.{i}", f"class {t} tagged twice")
                 seen.add(t)
+        self.check_agreement(item)
+
+    def check_agreement(self, item: Item) -> None:
+        """The labels of one item must not contradict each other: one class per labelled pixel, and no
+        foreground click, scribble or box of a class its ``tags`` say is absent."""
+        labelled: dict[tuple[int | None, int, int], tuple[int, str]] = {}
+        pixels = [((p.z, p.y, p.x), p.class_, f"points.{i}") for i, p in enumerate(item.points)]
+        pixels += [((px[0] if len(px) == 3 else None, px[-2], px[-1]), s.class_, f"scribbles.{i}.path.{j}")
+                   for i, s in enumerate(item.scribbles) for j, px in enumerate(s.path)]
+        for where, c, field in pixels:
+            first = labelled.setdefault(where, (c, field))
+            if first[0] != c:
+                self.fail(field, f"pixel {_pixel(where)} is labelled class {c} here but class {first[0]} in "
+                                 f"{first[1]}")
+        if item.tags is None:
+            return
+        tagged = set(item.tags)
+        for field, c in class_uses(item):
+            if c != 0 and c not in tagged and not field.startswith("tags"):
+                self.fail("tags", f"class {c} is not tagged (absent from the image) but {field} marks it")
+
+
+def _pixel(where: tuple[int | None, int, int]) -> str:
+    z, y, x = where
+    return f"(y={y}, x={x})" if z is None else f"(z={z}, y={y}, x={x})"
+
+
+def class_uses(item: Item) -> list[tuple[str, int]]:
+    """(dotted field, class id) of every class an item mentions, in file order."""
+    uses = [(f"points.{i}.class", p.class_) for i, p in enumerate(item.points)]
+    uses += [(f"scribbles.{i}.class", s.class_) for i, s in enumerate(item.scribbles)]
+    uses += [(f"boxes.{i}.class", b.class_) for i, b in enumerate(item.boxes)]
+    uses += [(f"tags.{i}", t) for i, t in enumerate(item.tags or [])]
+    return uses
+
+
+def check_data_classes(ann: AnnotationFile, classes: Mapping[int, str], path: str | Path = "<annotations>") -> None:
+    """Every class id of the file must be a class of the data it annotates.
+
+    A class beyond the data's would load, then crash the first time its item is drawn for a batch
+    (or, for a tag, be ignored without a word). The error names the first item and field using it,
+    or ``classes.<id>`` when no item does.
+    """
+    known = set(classes) | {0}
+    extra = sorted(int(k) for k in ann.classes if int(k) not in known)
+    if not extra:
+        return
+    names = ", ".join(f"{k} {v}" for k, v in sorted(classes.items()))
+    problem = f"class {extra[0]} is not a class of the data (data classes: {names}; 0 is background)"
+    for item_id in sorted(ann.items):
+        for field, c in class_uses(ann.items[item_id]):
+            if c in extra:
+                raise AnnotationError(path, problem.replace(str(extra[0]), str(c), 1), item=item_id, field=field)
+    raise AnnotationError(path, problem, field=f"classes.{extra[0]}")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -372,6 +520,8 @@ def _item_lines(item: Item) -> list[str]:
         fields.append(("tags", list(item.tags)))
     if item.mask:
         fields.append(("mask", True))
+    if item.label_map is not None:
+        fields.append(("label_map", {"shape": item.label_map.shape, "runs": item.label_map.runs}))
     return [f"{_compact(k)}: {_compact(v)}" for k, v in fields]
 
 
@@ -380,7 +530,7 @@ def dumps_annotations(ann: AnnotationFile) -> str:
 
     Items are sorted by id, classes by number, provenance keys alphabetically; the
     fixed key order is ``format, classes, items, provenance`` and, inside an item,
-    ``points, scribbles, boxes, tags, mask`` (fields at their default are left out).
+    ``points, scribbles, boxes, tags, mask, label_map`` (fields at their default are left out).
     """
     classes = {k: ann.classes[k] for k in sorted(ann.classes, key=lambda k: (len(k), k))}
     lines = ["{", f'  "format": {_compact(ann.format)},', f'  "classes": {_compact(classes)},']

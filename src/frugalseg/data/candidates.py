@@ -13,7 +13,8 @@ augmentation, into
   background elsewhere, smaller boxes drawn over larger ones) and which box each pixel belongs to,
   for methods that weight each weak instance (DII); -1 where the item has no box.
 
-Rules (DESIGN.md table): a mask makes every pixel a singleton; a click or scribble pixel is a
+Rules (DESIGN.md table): a mask (the stored one, or a ``label_map`` the file carries) makes every pixel a
+singleton; a click or scribble pixel is a
 singleton; a box of class c removes c outside the union of c's boxes and marks c present; tags
 remove every untagged foreground class everywhere and mark it absent; tagged classes are present.
 """
@@ -66,14 +67,8 @@ def rasterise(
     cs: list[np.ndarray] = []
     has_mask = False
     if annotation is not None:
-        if annotation.mask:
-            if item.label is None:
-                raise AnnotationError(origin, "mask: true, but the data has no label map for this item",
-                                      item=item.item_id, field="mask")
-            if item.label.max(initial=0) >= num_classes:
-                raise AnnotationError(origin, f"label map holds class {int(item.label.max())} >= {num_classes}",
-                                      item=item.item_id, field="mask")
-            label = item.label.astype(np.int64)
+        if annotation.has_full_label:
+            label = _full_label(item, annotation, num_classes, origin)
             dense = label[None] == np.arange(num_classes)[:, None, None]
             presence[:] = ABSENT
             presence[np.bincount(label.ravel(), minlength=num_classes) > 0] = PRESENT
@@ -108,6 +103,25 @@ def rasterise(
     return Constraints(dense, sparse_yx, sparse_class, presence, label, box_label, box_index, has_mask)
 
 
+def _full_label(item: SliceItem, annotation: Item, num_classes: int, origin: str | Path) -> np.ndarray:
+    """The item's full label: the stored mask (``mask: true``) or the file's ``label_map``, checked."""
+    field = "mask" if annotation.mask else "label_map"
+    if annotation.label_map is not None:
+        label = annotation.label_map.to_array()
+        if label.shape != item.shape:
+            raise AnnotationError(origin, f"label_map shape {list(label.shape)} is not the image's {list(item.shape)}",
+                                  item=item.item_id, field=field)
+    elif item.label is None:
+        raise AnnotationError(origin, "mask: true, but the data has no label map for this item",
+                              item=item.item_id, field=field)
+    else:
+        label = item.label.astype(np.int64)
+    if label.max(initial=0) >= num_classes:
+        raise AnnotationError(origin, f"label map holds class {int(label.max())} >= {num_classes}",
+                              item=item.item_id, field=field)
+    return label
+
+
 def _apply_boxes(
     annotation: Item,
     dense: np.ndarray,
@@ -135,7 +149,7 @@ def _apply_boxes(
 
 def is_labelled(annotation: Item | None) -> bool:
     """Whether the item has any pixel whose class is certain (a mask, a click or a scribble)."""
-    return annotation is not None and bool(annotation.mask or annotation.points or annotation.scribbles)
+    return annotation is not None and bool(annotation.has_full_label or annotation.points or annotation.scribbles)
 
 
 __all__ = ["ABSENT", "PRESENT", "UNKNOWN", "Constraints", "is_labelled", "rasterise"]

@@ -110,7 +110,7 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
             if ann is not None and ann.mask and item.label is None:
                 raise AnnotationError(origin, "mask: true, but the data has no label map for this item",
                                       item=item.item_id, field="mask")
-        self.mask_indices = [i for i, a in enumerate(self.annotations) if a is not None and a.mask]
+        self.mask_indices = [i for i, a in enumerate(self.annotations) if a is not None and a.has_full_label]
         self.labelled_indices = [i for i, a in enumerate(self.annotations) if is_labelled(a)]
         self.annotated_indices = [i for i, a in enumerate(self.annotations) if a is not None and not a.is_empty]
 
@@ -201,7 +201,7 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
             return [True] * len(boxes)
         corners = np.array([[[b.y0, b.x0], [b.y0, b.x1], [b.y1, b.x0], [b.y1, b.x1]] for b in boxes]).reshape(-1, 2)
         inside = points_inside(corners, params, self.items[index].shape, self.output_size)
-        return inside.reshape(len(boxes), 4).all(axis=1).tolist()
+        return [bool(corners_in.all()) for corners_in in inside.reshape(len(boxes), 4)]
 
     def _cut_box_maps(self, index: int, whole: list[bool]) -> list[np.ndarray]:
         """Per class, on the stored grid: pixels inside a cut box of the class and inside none of its whole boxes."""

@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from scipy import ndimage
 
 from frugalseg.data.annotations import AnnotationFile, Box, Item, Point, Scribble, save_annotations
 from frugalseg.data.types import SliceItem
+from frugalseg.data.volumes import volume_slices
 from frugalseg.errors import ConfigError, DataError, OutputExistsError
 
 __all__ = [
@@ -42,10 +43,13 @@ __all__ = [
     "BoxOptions",
     "Budget",
     "PointOptions",
+    "SLICE_RULES",
     "ScribbleOptions",
+    "SliceSpec",
     "TagOptions",
     "assign_patients",
     "budget_path",
+    "choose_slices",
     "corrupt_boxes",
     "item_rng",
     "load_budget",
@@ -519,18 +523,65 @@ class MaskSpec(_BudgetModel):
     fraction: float | None = Field(default=None, ge=0, le=1)
 
 
+SLICE_RULES = ("even", "random")
+"""How a sparse budget picks the slices of a volume (:class:`SliceSpec` ``rule``)."""
+
+
+class SliceSpec(_BudgetModel):
+    """A sparse budget: ``kind`` on ``per_volume`` slices of every volume, the volume's other slices unlabelled.
+
+    Attributes:
+        per_volume: slices annotated per volume (a volume with fewer gets all of them).
+        rule: ``even``: the centres of ``per_volume`` equal runs of the volume's slices, slice index
+            ⌊(2i + 1)·S / (2n)⌋ for i < n of S slices in slice order (one slice: the middle one; the seed
+            plays no part); ``random``: n slices drawn uniformly without replacement by a generator
+            seeded by the run seed and the volume's id.
+        kind: the annotation the chosen slices get (masks, points, scribbles, boxes or tags).
+    """
+
+    per_volume: int = Field(ge=1)
+    rule: str = "even"
+    kind: str = "masks"
+
+    @field_validator("rule")
+    @classmethod
+    def _rule(cls, v: str) -> str:
+        if v not in SLICE_RULES:
+            raise ValueError(f"unknown rule {v!r} (known: {', '.join(SLICE_RULES)})")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        annotated = [k for k in BUDGET_KINDS if k != "unlabelled"]
+        if v not in annotated:
+            raise ValueError(f"unknown kind {v!r} (known: {', '.join(annotated)})")
+        return v
+
+
 class Budget(_BudgetModel):
     """An annotation budget: full masks for some patients, the rest split among kinds in given proportions.
+
+    Or, with ``slices``, a sparse budget: a few slices of every volume annotated, the others unlabelled
+    (exclusive with ``masks`` and ``rest``).
 
     Attributes:
         masks: which patients get full masks (none when absent).
         rest: kind → weight for the other patients, normalised to proportions (default: all unlabelled).
+        slices: a sparse budget's rule (:class:`SliceSpec`); every patient is then treated alike.
         options: kind → options of that kind (as ``--kind`` would take them).
     """
 
     masks: MaskSpec | None = None
     rest: dict[str, float] = Field(default_factory=lambda: {"unlabelled": 1.0})
+    slices: SliceSpec | None = None
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sparse_alone(self) -> Budget:
+        if self.slices is not None and ({"masks", "rest"} & self.model_fields_set):
+            raise ValueError("slices (a sparse budget) cannot be combined with masks or rest")
+        return self
 
     @field_validator("masks")
     @classmethod
@@ -614,6 +665,21 @@ def patient_order(items: Sequence[SliceItem]) -> list[str]:
     return list(dict.fromkeys(it.patient_id for it in items))
 
 
+def choose_slices(items: Sequence[SliceItem], spec: SliceSpec, seed: int) -> dict[str, list[str]]:
+    """The item ids a sparse budget annotates, by volume (case id), each in slice order (see :class:`SliceSpec`)."""
+    seed = _check_seed(seed)
+    chosen: dict[str, list[str]] = {}
+    for case, slices in volume_slices(items).items():
+        s, n = len(slices), min(spec.per_volume, len(slices))
+        if spec.rule == "even":
+            picks = [((2 * i + 1) * s) // (2 * n) for i in range(n)]
+        else:
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _hash_int(f"slices:{case}")])))
+            picks = sorted(int(k) for k in rng.choice(s, size=n, replace=False))
+        chosen[case] = [slices[k].item_id for k in picks]
+    return chosen
+
+
 def _largest_remainder(total: int, weights: Mapping[str, float]) -> dict[str, int]:
     """Split ``total`` by ``weights`` with Hamilton's method, in exact arithmetic; ties go to BUDGET_KINDS order."""
     kinds = [k for k in BUDGET_KINDS if weights.get(k, 0) > 0]
@@ -651,7 +717,7 @@ def assign_patients(patients: Sequence[str], budget: Budget, seed: int) -> dict[
             if k > len(patients):
                 raise ConfigError(f"budget: masks.first_patients = {k} but the data has {len(patients)} patients")
             masked = patients[:k]
-        else:
+        elif budget.masks.fraction is not None:
             k = math.floor(Fraction(repr(float(budget.masks.fraction))) * len(patients) + Fraction(1, 2))
             rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _hash_int("budget.masks")])))
             pool = sorted(patients)
@@ -700,6 +766,19 @@ def _check_seed(seed: object) -> int:
     return int(seed)
 
 
+def _budget_kinds(items: Sequence[SliceItem], plan: Budget, seed: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """Each item's kind under ``plan``, and the provenance saying who got what (patients, or sparse slices)."""
+    if plan.slices is not None:
+        chosen = choose_slices(items, plan.slices, seed)
+        picked = {i for ids in chosen.values() for i in ids}
+        return {it.item_id: plan.slices.kind if it.item_id in picked else "unlabelled" for it in items}, \
+            {"slices": chosen}
+    by_patient = assign_patients(patient_order(items), plan, seed)
+    used = [k for k in BUDGET_KINDS if k in set(by_patient.values())]
+    return {it.item_id: by_patient[it.patient_id] for it in items}, \
+        {"patients": {k: sorted(p for p, v in by_patient.items() if v == k) for k in used}}
+
+
 def simulate_items(
     items: Sequence[SliceItem],
     classes: Mapping[int, str],
@@ -741,19 +820,19 @@ def simulate_items(
         if options:
             raise ConfigError("a budget carries its options in its own 'options' block; do not pass options")
         plan = load_budget(budget)
-        assignment = assign_patients(patient_order(items), plan, seed)
-        used = [k for k in BUDGET_KINDS if k in set(assignment.values())]
-        kind_options = {k: plan.kind_options(k) for k in used}
         provenance["budget"] = plan.as_dict()
+        kinds, who = _budget_kinds(items, plan, seed)
+        used = [k for k in BUDGET_KINDS if k in set(kinds.values())]
+        kind_options = {k: plan.kind_options(k) for k in used}
         provenance["options"] = {k: o.as_dict() for k, o in kind_options.items() if o is not None}
-        provenance["patients"] = {k: sorted(p for p, v in assignment.items() if v == k) for k in used}
+        provenance.update(who)
     else:
         if budget is not None:
             raise ConfigError(f"a budget is only used with kind 'budget', not {kind!r}")
         opts = _OPTIONS[kind].from_mapping(options, f"{kind} options")
         provenance["options"] = opts.as_dict()
         kind_options = {kind: opts}
-        assignment = None
+        kinds = None
     box_options = kind_options.get("boxes")
     if box_options is not None and box_options.corrupt_fraction and box_options.corruption != "shift" \
             and num_classes < 3:
@@ -761,7 +840,7 @@ def simulate_items(
     out: dict[str, Item] = {}
     corrupted: dict[str, list[int]] = {}
     for item in items:
-        this = kind if assignment is None else assignment[item.patient_id]
+        this = kind if kinds is None else kinds[item.item_id]
         if this == "unlabelled":
             continue
         if item.item_id in out:
@@ -809,8 +888,13 @@ def simulate_file(
         DataError: the data folder cannot be read or lacks masks.
     """
     out = Path(out)
+    if out.is_dir():
+        raise OutputExistsError(out, "it is a folder; give --out the annotation file to write (e.g. clicks.json)")
     if out.exists() and not overwrite:
         raise OutputExistsError(out)
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputExistsError(parent, f"it is a file, so {out} cannot be written inside it")
     if kind not in KINDS:
         raise ConfigError(f"unknown simulation kind {kind!r} (known: {', '.join(KINDS)})")
     _check_seed(seed)

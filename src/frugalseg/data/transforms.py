@@ -1,6 +1,6 @@
 """Geometric augmentation and resizing that move an image and its constraints together.
 
-The recipe is SSL4MIS/WSL4MIS ``RandomGenerator`` (``shared/methods/README.md``): with
+The recipe is SSL4MIS/WSL4MIS ``RandomGenerator`` (``dataloaders/dataset.py``): with
 probability 0.5 a random ``rot90`` (k in 0..3) followed by a flip along a random axis; otherwise,
 with probability 0.5, a rotation by an angle uniform in [-20°, 20°); then a resize of the slice to
 the network's input size. We compose all of it into *one* affine map and sample once with

@@ -48,12 +48,13 @@ class RunData:
     annotations: AnnotationFile | None
 
 
-def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_val: bool = True) -> RunData:
+def load_run_data(config: RunConfig, with_val: bool = True) -> RunData:
     """Open the source, read the training slices and validation volumes, and read or simulate annotations.
+
+    The trainer writes the annotations into the run folder (``annotations.json``).
 
     Args:
         config: the validated run config.
-        annotations_out: where simulated annotations are written (the run folder), if any.
         with_val: read the validation volumes too.
     """
     source = open_source(config.data.resolved_root(), config.data.format)
@@ -75,8 +76,7 @@ def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_v
     if config.data.annotations and config.data.simulate:
         raise ConfigError("data.annotations and data.simulate are exclusive: give an annotation file or simulate one")
     if config.data.annotations:
-        grids = {it.item_id: it.shape for it in items}
-        annotations = load_annotations(config.data.annotations, grids=grids)
+        annotations = _read_annotations(config.data.annotations, source, items)
     elif config.data.simulate:
         from frugalseg.data.simulate import simulate_items
 
@@ -84,8 +84,29 @@ def load_run_data(config: RunConfig, annotations_out: Path | None = None, with_v
         annotations = simulate_items(
             items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed, budget=sim.budget, **sim.options
         )
-        if annotations_out is not None:
-            from frugalseg.data.annotations import save_annotations
+    if config.data.pseudolabels is not None and annotations is not None:
+        from frugalseg.pseudolabels.generate import pseudolabel_run
 
-            save_annotations(annotations, annotations_out, overwrite=True)
+        annotations = pseudolabel_run(items, annotations, config.data.pseudolabels, config.data.annotations)
     return RunData(source, items, val_cases, annotations)
+
+
+def _read_annotations(path: str | Path, source: Source, items: list[SliceItem]) -> AnnotationFile:
+    """Read the run's annotation file against the training grids and the data's classes; split volume items."""
+    from frugalseg.data.annotations import check_data_classes
+    from frugalseg.data.volume_items import slices_by_case, split_volume_items, training_grids
+
+    volumes = slices_by_case(source, items)
+    grids = training_grids(items, volumes)
+    annotations = load_annotations(path, grids=grids)
+    check_data_classes(annotations, source.classes, path)
+    return split_volume_items(annotations, volumes, grids, path)
+
+
+def annotations_origin(config: RunConfig) -> str:
+    """How errors name the annotations of a run: the file, or the simulation that made them."""
+    if config.data.annotations:
+        return str(config.data.annotations)
+    if config.data.simulate is not None:
+        return f"annotations simulated by data.simulate (kind {config.data.simulate.kind!r})"
+    return "<full masks>"

@@ -20,6 +20,8 @@ import torch
 
 from frugalseg.data.sources import open_source
 from frugalseg.errors import CheckpointError, DataError, OutputExistsError
+from frugalseg.preflight import check_device
+from frugalseg.run_folder import check_output_folder
 
 __all__ = ["EvalOutput", "evaluate_checkpoint"]
 
@@ -53,12 +55,12 @@ def evaluate_checkpoint(
     from frugalseg.evaluation.reports import write_reports
     from frugalseg.methods.restore import load_trained_model
 
-    out = Path(out)
+    out = check_output_folder(out)
     csv_path, json_path = out / "per_volume.csv", out / "summary.json"
     for p in (csv_path, json_path):
         if p.exists() and not overwrite:
             raise OutputExistsError(p)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = check_device(device, "--device") or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_trained_model(checkpoint, dev)
     source = open_source(data)
     if source.num_classes != model.num_classes:

@@ -1,6 +1,6 @@
 """Volume inference the way the literature does it, and per-volume scoring of a model on cases.
 
-Protocol (SSL4MIS/ACTION ``test_single_volume``; methods/README.md §0): every slice of a (D, H, W) volume is
+Protocol (SSL4MIS/ACTION ``test_single_volume``; docs/evaluation.md): every slice of a (D, H, W) volume is
 resized to the network's input size, the slices go through the 2D network in batches, the argmax labels
 are resized back to the stored (H, W) grid with nearest-neighbour interpolation (``scipy.ndimage.zoom``,
 order 0, exactly the call of the reference scripts), and the stack is scored as one 3D volume.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ class ResizeBack(StrEnum):
     PROBABILITIES = "probabilities"
 
 
-def resize_slices(volume: np.ndarray, size: Sequence[int], order: int) -> np.ndarray:
+def resize_slices(volume: np.ndarray, size: Sequence[int], order: Literal[0, 1, 2, 3, 4, 5]) -> np.ndarray:
     """Resize every slice of a (D, H, W) array to ``size`` with ``scipy.ndimage.zoom`` (corner-aligned grid).
 
     This is the SSL4MIS call ``zoom(slice, (h / H, w / W), order=order)`` applied to all slices at once (a
@@ -112,7 +112,7 @@ def _predict(
         channels_last = dev.type in ("cpu", "cuda")
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
-        model.to(memory_format=torch.channels_last)  # no-op when it already is; results do not change
+        cast(Any, model).to(memory_format=torch.channels_last)  # no-op if it is; Module.to's stubs lack the kwarg
 
     if image_resize == ImageResize.NEAREST:
         volume = resize_slices(volume, size, order=0)

@@ -26,6 +26,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,7 +132,8 @@ def surface_distances(
             symmetric=True,
             warn_empty=False,
         )
-    return (np.asarray(dists[0].cpu(), dtype=np.float64), np.asarray(dists[1].cpu(), dtype=np.float64))
+    pred_to_ref, ref_to_pred = list(dists)  # symmetric: both directions
+    return (np.asarray(pred_to_ref.cpu(), dtype=np.float64), np.asarray(ref_to_pred.cpu(), dtype=np.float64))
 
 
 def _overlap(pred: np.ndarray, ref: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -246,7 +248,7 @@ def class_names(classes: Mapping[int, str] | Sequence[str] | None, n: int) -> li
 
 def summarise(
     results: Iterable[VolumeResult], classes: Mapping[int, str] | Sequence[str] | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Mean and standard deviation over volumes, per class and overall, as the papers' tables report them.
 
     Per class: mean and (population, ``ddof=0``) std over the volumes. Overall: every volume's scores are

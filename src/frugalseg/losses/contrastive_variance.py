@@ -18,8 +18,8 @@ The full text of the paper (arXiv, BMVC and ICLR-2024 versions) was not availabl
   *inter-image* and *pixel-level*, pulls together the same organ class across images and pushes
   apart different classes, and uses **cosine similarity**.
 
-Everything below that goes beyond those sentences is our reconstruction ([U] in
-``shared/methods/pscv.md`` §1.4), built on the Mumford–Shah loss as WSL4MIS codes it.
+Everything below that goes beyond those sentences is our reconstruction (docs/methods/pscv.md),
+built on the Mumford–Shah loss as WSL4MIS codes it.
 
 Formula (our notation)
 ----------------------

@@ -28,9 +28,12 @@ every instance's gradient, with no per-instance backward pass and no copy of the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.grad import conv2d_weight
 
 from frugalseg.choices import StrEnum
 
@@ -97,6 +100,19 @@ def cross_entropy_error(logits: Tensor, target: Tensor, ignore_index: int = -1) 
     return (torch.softmax(logits, dim=1) - onehot) * valid
 
 
+def _output_size(classifier: nn.Conv2d, size: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The classifier's numeric padding and the (H, W) it maps an input of ``size`` to."""
+    padding = classifier.padding
+    if isinstance(padding, str):
+        raise ValueError(f"segment_classifier_gradients needs a convolution with numeric padding; got {padding!r}")
+    out = tuple(
+        (size[d] + 2 * padding[d] - classifier.dilation[d] * (classifier.kernel_size[d] - 1) - 1)
+        // classifier.stride[d] + 1
+        for d in range(2)
+    )
+    return padding, out
+
+
 def segment_classifier_gradients(
     features: Tensor, error: Tensor, segments: Tensor, num_segments: int, classifier: nn.Conv2d
 ) -> tuple[Tensor, Tensor]:
@@ -128,11 +144,7 @@ def segment_classifier_gradients(
         raise ValueError(f"segments must be (B, H, W) = {(b, h, w)}; got {tuple(segments.shape)}")
     if features.shape[:2] != (b, classifier.in_channels) or c != classifier.out_channels:
         raise ValueError(f"features {tuple(features.shape)} / error {tuple(error.shape)} do not fit {classifier}")
-    out_size = tuple(
-        (features.shape[2 + d] + 2 * classifier.padding[d] - classifier.dilation[d] * (classifier.kernel_size[d] - 1)
-         - 1) // classifier.stride[d] + 1
-        for d in range(2)
-    )
+    padding, out_size = _output_size(classifier, features.shape[2:])
     if out_size != (h, w):
         raise ValueError(f"the classifier maps features {tuple(features.shape[2:])} to {out_size}, not to the "
                          f"error's {(h, w)}")
@@ -149,9 +161,9 @@ def segment_classifier_gradients(
         # every segment's errors as S_i·C output channels of one convolution: its weight gradient is the
         # per-segment sum Σ_p e_p ⊗ patch_p(features), computed by the convolution's own backward kernel
         grad_out = member.unsqueeze(1) * error[i].float().unsqueeze(0)  # (S_i, C, H, W)
-        grad_w = torch.nn.grad.conv2d_weight(
+        grad_w = conv2d_weight(
             features[i : i + 1].detach().float(), (len(ids) * c, *classifier.weight.shape[1:]),
-            grad_out.reshape(1, -1, h, w), classifier.stride, classifier.padding, classifier.dilation,
+            grad_out.reshape(1, -1, h, w), classifier.stride, padding, classifier.dilation,
         ).reshape(len(ids), -1)
         parts = [grad_w, grad_out.sum(dim=(2, 3))] if with_bias else [grad_w]
         sums.index_add_(0, ids, torch.cat(parts, dim=1))

@@ -197,11 +197,11 @@ class ACTION(Method[ACTIONOptions]):
         """(i) global, (ii) local, (iii) finetune, with lengths in proportion to ``stage_split``."""
         o = self.options
         lengths = split_iterations(iterations, o.stage_split)
-        pre = {"batch_size": o.pretrain_batch_size, "mask_items_per_batch": o.pretrain_mask_items}
+        batch, masks = o.pretrain_batch_size, o.pretrain_mask_items
         nesterov = {"nesterov": True} if o.finetune_nesterov else {}
         return [
-            Stage(STAGES[0], lengths[0], **pre),
-            Stage(STAGES[1], lengths[1], **pre),
+            Stage(STAGES[0], lengths[0], batch_size=batch, mask_items_per_batch=masks),
+            Stage(STAGES[1], lengths[1], batch_size=batch, mask_items_per_batch=masks),
             Stage(STAGES[2], lengths[2], optimizer=nesterov),
         ]
 

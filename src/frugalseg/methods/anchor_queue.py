@@ -33,6 +33,9 @@ class AnchorQueue(nn.Module):
         seed: seed of the initial random anchors (the same on every rank).
     """
 
+    anchors: Tensor
+    pointer: Tensor
+
     def __init__(self, size: int, shape: Sequence[int] | None = None, seed: int = 0) -> None:
         super().__init__()
         if size < 1:

@@ -203,8 +203,9 @@ class DIIDCR(Method[DIIDCROptions]):
         if options.dcr:
             self.nets["peer"] = build_net()
         head = self._classifier("student")
-        self.indicators = InstanceIndicators(options.gamma_init, len(self.nets),
-                                             sum(p.numel() for p in head.parameters()))
+        self.indicators: InstanceIndicators = InstanceIndicators(
+            options.gamma_init, len(self.nets), sum(p.numel() for p in head.parameters())
+        )
         self._pending: _Pending | None = None
 
     @classmethod

@@ -41,6 +41,15 @@ class InstanceIndicators(nn.Module):
         grad_size: P, the classifier's parameter count.
     """
 
+    gamma: Tensor
+    exp_avg: Tensor
+    exp_avg_sq: Tensor
+    steps: Tensor
+    hypergrad_sum: Tensor
+    hypergrad_count: Tensor
+    strong_grad: Tensor
+    strong_grad_updates: Tensor
+
     def __init__(self, init: float, num_networks: int, grad_size: int) -> None:
         super().__init__()
         self.init = float(init)
@@ -53,7 +62,8 @@ class InstanceIndicators(nn.Module):
     # ----- the table --------------------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.gamma.shape)  # type: ignore[return-value]
+        rows, cols = self.gamma.shape
+        return int(rows), int(cols)
 
     def lookup(self, items: Tensor, slots: Tensor) -> Tensor:
         """γ of the instances ``(items[k], slots[k])``; ``init`` for those the table does not hold yet."""

@@ -216,7 +216,7 @@ class MLDS(Method[MLDSOptions]):
             loss = ordinary_deep_supervision_loss(deep, candidates, reduction=opts.reduction)
         else:
             use_boxes = box_label is not None and opts.box_positive_heads > 0
-            boxes = box_positive_map(candidates, box_label) if use_boxes else None
+            boxes = box_positive_map(candidates, box_label) if box_label is not None and use_boxes else None
             if boxes is not None and box_cut is not None:
                 boxes = boxes & ~box_cut
             loss = multilabel_deep_supervision_loss(

@@ -66,11 +66,7 @@ def net_factory(model: ModelConfig, in_channels: int, num_classes: int) -> NetFa
     from frugalseg.nets import UNet
 
     def build_net() -> UNet:
-        return UNet(
-            in_channels=in_channels, num_classes=num_classes, features=model.features, dropout=model.dropout,
-            norm=model.norm, upsample=model.upsample, deep_supervision=model.deep_supervision,
-            ds_hidden=model.ds_hidden,
-        )
+        return UNet(in_channels=in_channels, num_classes=num_classes, **dict(model))
 
     return build_net
 

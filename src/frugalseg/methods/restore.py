@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -11,7 +12,10 @@ from torch import nn
 from frugalseg.config import RunConfig
 from frugalseg.errors import CheckpointError
 from frugalseg.methods.registry import build_method
-from frugalseg.training.checkpoint import load_checkpoint
+from frugalseg.training.checkpoint import load_training_state
+
+if TYPE_CHECKING:
+    from frugalseg.training.method import Method
 
 
 @dataclass
@@ -25,6 +29,26 @@ class TrainedModel:
     iteration: int
 
 
+def load_trained_method(path: str | Path, device: str | torch.device = "cpu") -> tuple[Method, TrainedModel]:
+    """:func:`load_trained_model`, also returning the whole method (students and EMA teachers, e.g. for ``suggest``).
+
+    Raises:
+        CheckpointError: as :func:`load_trained_model`.
+    """
+    state = load_training_state(path, map_location=device)
+    try:
+        config = RunConfig.model_validate(state.config)
+        method = build_method(config, int(state.in_channels), int(state.num_classes))
+        method.load_state_dict(state.method)
+    except Exception as exc:  # noqa: BLE001 (pydantic, KeyError, size mismatches: all mean "does not fit")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: checkpoint does not fit its own config/architecture ({first})") from exc
+    method.to(device).eval()
+    net = method.inference_network()
+    names = {int(k): v for k, v in state.class_names.items()}
+    return method, TrainedModel(net, config, int(state.num_classes), names, int(state.iteration))
+
+
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Read ``path`` safely, rebuild the method's networks, load the weights, return the inference network.
 
@@ -32,17 +56,4 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         CheckpointError: the file is missing, not a safe frugalseg checkpoint, or its weights do not fit
             the architecture its config describes.
     """
-    ckpt = load_checkpoint(path, map_location=device)
-    try:
-        config = RunConfig.model_validate(ckpt["config"])
-        num_classes = int(ckpt["num_classes"])
-        method = build_method(config, int(ckpt.get("in_channels", 1)), num_classes)
-        method.load_state_dict(ckpt["method"])
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 (pydantic, KeyError, size mismatches: all mean "does not fit")
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: checkpoint does not fit its own config/architecture ({first})") from exc
-    net = method.inference_network().to(device).eval()
-    names = {int(k): v for k, v in ckpt.get("class_names", {}).items()}
-    return TrainedModel(net, config, num_classes, names, int(ckpt.get("iteration", 0)))
+    return load_trained_method(path, device)[1]

@@ -2,28 +2,6 @@
 
 from __future__ import annotations
 
-from frugalseg.nets.unet import (
-    MLDS_UNET,
-    PRESETS,
-    SSL4MIS_UNET,
-    Activation,
-    Norm,
-    OutputHead,
-    UNet,
-    UNetOutput,
-    Upsample,
-    build_network,
-)
+from frugalseg.nets.unet import Activation, Norm, OutputHead, UNet, UNetOutput, Upsample
 
-__all__ = [
-    "Activation",
-    "MLDS_UNET",
-    "Norm",
-    "OutputHead",
-    "PRESETS",
-    "SSL4MIS_UNET",
-    "UNet",
-    "UNetOutput",
-    "Upsample",
-    "build_network",
-]
+__all__ = ["Activation", "Norm", "OutputHead", "UNet", "UNetOutput", "Upsample"]

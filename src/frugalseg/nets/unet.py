@@ -1,7 +1,8 @@
 """One configurable 2D U-Net for every method: the SSL4MIS/ACTION U-Net by default, the MLDS U-Net by settings.
 
 The default instance is, layer for layer, the network behind the published semi- and weakly-supervised
-ACDC numbers (SSL4MIS ``networks/unet.py``, ACTION ``networks/unetWithArgs.py``; methods/README.md §0):
+ACDC numbers (SSL4MIS ``networks/unet.py``, ACTION ``networks/unetWithArgs.py``). Its defaults are written
+once, in :class:`frugalseg.config.ModelConfig`, which a run's ``model`` section fills:
 
 - five levels with (16, 32, 64, 128, 256) channels; each level is a block
   ``3x3 conv -> BN -> LeakyReLU -> Dropout(p) -> 3x3 conv -> BN -> LeakyReLU`` with encoder dropout
@@ -12,9 +13,9 @@ ACDC numbers (SSL4MIS ``networks/unet.py``, ACTION ``networks/unetWithArgs.py``;
 - a 3x3 conv to the class logits. 1,813,764 trainable parameters for 4 classes (1,944,324 with 2x2
   transposed convolutions, ``upsample="transpose"``).
 
-The MLDS U-Net (Reiß et al., CVPR 2021, ``Simael/mlds-unet`` ``HierarchicalUNet``; methods/mlds.md §2.3) is the
+The MLDS U-Net (Reiß et al., CVPR 2021, ``Simael/mlds-unet`` ``HierarchicalUNet``; docs/methods/mlds.md) is the
 same class with ``features=(64, ..., 1024)``, no dropout, ReLU, transposed up-sampling, ``head="mlp"`` and
-``deep_supervision=True``: see :data:`MLDS_UNET` and :func:`build_network`.
+``deep_supervision=True`` (tests/nets/test_unet.py builds it and counts its parameters).
 
 A single forward pass can also return the feature maps that methods tap (ACTION's representation head reads
 the bottleneck and every decoder stage) and the deep-supervision logits (MLDS), so that no method needs a
@@ -25,25 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 import torch
 from torch import Tensor, nn
 
 from frugalseg.choices import StrEnum
+from frugalseg.config import ModelConfig
 
-__all__ = [
-    "Activation",
-    "MLDS_UNET",
-    "Norm",
-    "OutputHead",
-    "PRESETS",
-    "SSL4MIS_UNET",
-    "UNet",
-    "UNetOutput",
-    "Upsample",
-    "build_network",
-]
+__all__ = ["Activation", "Norm", "OutputHead", "UNet", "UNetOutput", "Upsample"]
+
+_DEFAULTS = ModelConfig()
+"""The SSL4MIS/ACTION U-Net: :class:`UNet`'s keyword defaults are a default run's ``model`` section."""
 
 
 class Norm(StrEnum):
@@ -170,6 +164,27 @@ def _mlp_head(in_channels: int, hidden: int, num_classes: int, norm: Norm, act: 
     )
 
 
+def _check_sizes(in_channels: int, num_classes: int, features: tuple[int, ...], dropout: tuple[float, ...],
+                 head_dropout: float, ds_hidden: int | None, norm_groups: int | None) -> None:
+    """:class:`ValueError` naming the first size that does not fit (``ds_hidden``, ``norm_groups``: ``None`` unused)."""
+    if in_channels < 1 or num_classes < 1:
+        raise ValueError(f"in_channels and num_classes must be positive; got {in_channels}, {num_classes}")
+    if len(features) < 2 or any(f < 1 for f in features):
+        raise ValueError(f"features must hold at least two positive channel counts; got {features}")
+    if len(dropout) != len(features):
+        raise ValueError(f"dropout needs one probability per level ({len(features)}); got {dropout}")
+    if any(not 0.0 <= p < 1.0 for p in (*dropout, head_dropout)):
+        raise ValueError(f"dropout probabilities must lie in [0, 1); got {dropout}, head_dropout={head_dropout}")
+    if ds_hidden is not None and ds_hidden < 1:
+        raise ValueError(f"ds_hidden must be positive; got {ds_hidden}")
+    if norm_groups is not None:
+        widths = (*features, ds_hidden) if ds_hidden is not None else features
+        bad = [c for c in widths if norm_groups < 1 or c % norm_groups]
+        if bad:
+            raise ValueError(f"norm='group' needs channel counts divisible by norm_groups={norm_groups}; "
+                             f"{bad} are not")
+
+
 class UNet(nn.Module):
     """A 2D U-Net with optional deep-supervision heads and feature taps.
 
@@ -204,12 +219,12 @@ class UNet(nn.Module):
         self,
         in_channels: int = 1,
         num_classes: int = 4,
-        features: Sequence[int] = (16, 32, 64, 128, 256),
-        dropout: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5),
-        norm: str | Norm = Norm.BATCH,
-        upsample: str | Upsample = Upsample.BILINEAR,
-        deep_supervision: bool = False,
-        ds_hidden: int = 64,
+        features: Sequence[int] = _DEFAULTS.features,
+        dropout: Sequence[float] = _DEFAULTS.dropout,
+        norm: str | Norm = _DEFAULTS.norm,
+        upsample: str | Upsample = _DEFAULTS.upsample,
+        deep_supervision: bool = _DEFAULTS.deep_supervision,
+        ds_hidden: int = _DEFAULTS.ds_hidden,
         act: str | Activation = Activation.LEAKY_RELU,
         head: str | OutputHead = OutputHead.CONV3X3,
         head_dropout: float = 0.0,
@@ -222,23 +237,9 @@ class UNet(nn.Module):
         head_ = OutputHead.parse(head, "head")
         features = tuple(int(f) for f in features)
         dropout = tuple(float(p) for p in dropout)
-        if in_channels < 1 or num_classes < 1:
-            raise ValueError(f"in_channels and num_classes must be positive; got {in_channels}, {num_classes}")
-        if len(features) < 2 or any(f < 1 for f in features):
-            raise ValueError(f"features must hold at least two positive channel counts; got {features}")
-        if len(dropout) != len(features):
-            raise ValueError(f"dropout needs one probability per level ({len(features)}); got {dropout}")
-        if any(not 0.0 <= p < 1.0 for p in (*dropout, head_dropout)):
-            raise ValueError(f"dropout probabilities must lie in [0, 1); got {dropout}, head_dropout={head_dropout}")
-        uses_hidden = deep_supervision or head_ == OutputHead.MLP
-        if uses_hidden and ds_hidden < 1:
-            raise ValueError(f"ds_hidden must be positive; got {ds_hidden}")
-        if norm_ == Norm.GROUP:
-            widths = (*features, ds_hidden) if uses_hidden else features
-            bad = [c for c in widths if norm_groups < 1 or c % norm_groups]
-            if bad:
-                raise ValueError(f"norm='group' needs channel counts divisible by norm_groups={norm_groups}; "
-                                 f"{bad} are not")
+        _check_sizes(in_channels, num_classes, features, dropout, head_dropout,
+                     ds_hidden if deep_supervision or head_ == OutputHead.MLP else None,
+                     norm_groups if norm_ == Norm.GROUP else None)
 
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -302,45 +303,3 @@ class UNet(nn.Module):
         deep = [head(f) for head, f in zip(self.deep_heads, features)] if self.deep_heads is not None else []
         return UNetOutput(logits, features, deep)
 
-
-SSL4MIS_UNET: dict[str, Any] = {
-    "features": (16, 32, 64, 128, 256),
-    "dropout": (0.05, 0.1, 0.2, 0.3, 0.5),
-    "norm": "batch",
-    "upsample": "bilinear",
-    "act": "leaky_relu",
-    "head": "conv3x3",
-}
-"""The SSL4MIS/WSL4MIS/ACTION U-Net (methods/README.md §0); also the :class:`UNet` defaults."""
-
-MLDS_UNET: dict[str, Any] = {
-    "features": (64, 128, 256, 512, 1024),
-    "dropout": (0.0, 0.0, 0.0, 0.0, 0.0),
-    "norm": "batch",
-    "upsample": "transpose",
-    "act": "relu",
-    "head": "mlp",
-    "deep_supervision": True,
-    "ds_hidden": 64,
-}
-"""MLDS ``HierarchicalUNet`` (``bilinear=False``, BN; methods/mlds.md §2.3): 64-1024 channels, five deep heads."""
-
-PRESETS: dict[str, dict[str, Any]] = {"ssl4mis": SSL4MIS_UNET, "mlds": MLDS_UNET}
-
-
-def build_network(preset: str | None = None, **kwargs: Any) -> UNet:  # noqa: ANN401
-    """A :class:`UNet` from a named preset, with any argument overridden.
-
-    Args:
-        preset: ``"ssl4mis"`` (the default U-Net), ``"mlds"`` or ``None`` (plain :class:`UNet` defaults).
-        **kwargs: :class:`UNet` arguments; they win over the preset's.
-
-    Raises:
-        ValueError: unknown preset, or a bad :class:`UNet` option.
-        TypeError: an argument :class:`UNet` does not take.
-    """
-    if preset is None:
-        return UNet(**kwargs)
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(map(repr, PRESETS))}; got {preset!r}")
-    return UNet(**{**PRESETS[preset], **kwargs})

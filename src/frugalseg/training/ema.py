@@ -15,13 +15,13 @@ def update_ema(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     Under DDP every rank holds the same student after the all-reduced step, so every rank
     computes the same teacher without communication.
     """
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.lerp_(s.detach(), 1.0 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        if t.dtype.is_floating_point:
-            t.lerp_(s.detach(), 1.0 - decay)
+    for tp, sp in zip(teacher.parameters(), student.parameters(), strict=True):
+        tp.lerp_(sp.detach(), 1.0 - decay)
+    for tb, sb in zip(teacher.buffers(), student.buffers(), strict=True):
+        if tb.dtype.is_floating_point:
+            tb.lerp_(sb.detach(), 1.0 - decay)
         else:
-            t.copy_(s)
+            tb.copy_(sb)
 
 
 def make_teacher(student: nn.Module) -> nn.Module:

@@ -82,7 +82,7 @@ class Method(nn.Module, Generic[OptionsT]):
 
     name: ClassVar[str] = ""
     Options: ClassVar[type[MethodOptions]] = MethodOptions
-    ema_decay: ClassVar[float] = 0.99
+    ema_decay: float = 0.99
     ddp_find_unused_parameters: ClassVar[bool] = False
     """Under DDP, let the wrappers tolerate parameters without a gradient in a step (heads of another
     stage, a frozen decoder): DistributedDataParallel's ``find_unused_parameters``, which costs a graph

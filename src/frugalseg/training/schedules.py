@@ -1,4 +1,4 @@
-"""Learning-rate and loss-weight schedules shared by every method (methods/README.md §0).
+"""Learning-rate and loss-weight schedules shared by every method (SSL4MIS, WSL4MIS, ACTION).
 
 Pure functions of the iteration, so that a resumed run recomputes them exactly.
 """

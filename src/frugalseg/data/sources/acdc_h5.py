@@ -36,7 +36,7 @@ from frugalseg.data.sources.base import Source, as_class_indices, check_label, r
 from frugalseg.data.types import Case, SliceItem
 from frugalseg.errors import DataError
 
-__all__ = ["AcdcH5Source", "ACDC_CLASSES", "read_h5_pair"]
+__all__ = ["AcdcH5Source", "ACDC_CLASSES", "read_h5_pair", "read_h5_scan"]
 
 ACDC_CLASSES: dict[int, str] = {1: "RV", 2: "Myo", 3: "LV"}
 
@@ -50,6 +50,14 @@ _FRAME_RE = re.compile(r"_frame\d+$")
 
 
 def read_h5_pair(path: Path, ndim: int, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``image`` and ``label`` from one SSL4MIS HDF5 file (:func:`read_h5_scan` with the label required)."""
+    image, label = read_h5_scan(path, ndim, num_classes, label_required=True)
+    assert label is not None  # required above
+    return image, label
+
+
+def read_h5_scan(path: Path, ndim: int, num_classes: int | None = None,
+                 label_required: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``image`` and ``label`` from one SSL4MIS HDF5 file, checking everything a loader relies on.
 
     Every failure becomes a :class:`DataError` naming ``path``: a truncated or corrupt file makes
@@ -59,6 +67,8 @@ def read_h5_pair(path: Path, ndim: int, num_classes: int | None = None) -> tuple
         path: the ``.h5`` file.
         ndim: 2 for a slice file, 3 for a volume file.
         num_classes: classes including background; a label value at or above it is an error.
+        label_required: ``False`` reads a file without ``label`` as an unlabelled scan (label ``None``);
+            ``predict`` needs no mask.
 
     Returns:
         ``image`` as float32 and ``label`` as uint8, both of the same shape.
@@ -73,11 +83,13 @@ def read_h5_pair(path: Path, ndim: int, num_classes: int | None = None) -> tuple
         with h5py.File(path, "r") as f:
             datasets = {key: f.get(key) for key in ("image", "label")}
             missing = [key for key, ds in datasets.items() if not isinstance(ds, h5py.Dataset)]
+            if not label_required and missing == ["label"] and "label" not in f:
+                missing = []
             if missing:
                 raise DataError(path, f"no dataset {' or '.join(repr(k) for k in missing)} (an SSL4MIS HDF5 file "
                                 f"holds 'image' and 'label'; found {sorted(f.keys())})")
             image = datasets["image"][()]
-            label = datasets["label"][()]
+            label = datasets["label"][()] if datasets["label"] is not None else None
     except DataError:
         raise
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -86,8 +98,9 @@ def read_h5_pair(path: Path, ndim: int, num_classes: int | None = None) -> tuple
         kind = "slice" if ndim == 2 else "volume"
         raise DataError(path, f"'image' has shape {image.shape}; a {kind} file holds a {ndim}D image")
     image = _as_float32(path, image)
-    label = as_class_indices(path, label)
-    check_label(path, image, label, num_classes)
+    if label is not None:
+        label = as_class_indices(path, label)
+        check_label(path, image, label, num_classes)
     return image, label
 
 
@@ -227,7 +240,8 @@ class AcdcH5Source(Source):
             gap = min(set(expected) - set(numbers))
             raise DataError(self.data_dir / f"{case_id}_slice_{gap}.h5",
                             f"missing: case {case_id!r} has slices {numbers[0]}..{numbers[-1]} but not this one")
-        images, labels = [], []
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
         for k in numbers:
             image, label = read_h5_pair(files[k], 2, self.num_classes)
             if images and image.shape != images[0].shape:

@@ -33,10 +33,11 @@ import json
 import zlib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import SpatialImage
 
 from frugalseg.data.sources.base import Source, as_class_indices, check_label, register_source
 from frugalseg.data.types import Case
@@ -101,7 +102,7 @@ def _read_nifti(path: Path, *, integer: bool) -> tuple[np.ndarray, np.ndarray, t
         DataError: the file cannot be read, or holds more than one channel or time point.
     """
     try:
-        img = nib.load(path)
+        img = cast(SpatialImage, nib.load(path))  # a NIfTI file loads as a spatial image (a voxel grid)
         data = np.asanyarray(img.dataobj) if integer else img.get_fdata(dtype=np.float32)
         affine = np.asarray(img.affine, dtype=np.float64)
         zooms = tuple(float(z) for z in img.header.get_zooms())

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from frugalseg.data.sources.acdc_h5 import read_h5_pair
+from frugalseg.data.sources.acdc_h5 import read_h5_scan
 from frugalseg.data.sources.nnunet_raw import _read_nifti, normalise_intensities
 from frugalseg.data.sources.png_folder import read_grey_png
 from frugalseg.data.types import Case
@@ -48,7 +48,7 @@ def read_single_case(path: str | Path) -> Case:
                 ndim = f["image"].ndim if isinstance(f.get("image"), h5py.Dataset) else 3
         except OSError as exc:
             raise DataError(path, f"unreadable HDF5 file, truncated or corrupt? ({exc})") from exc
-        image, label = read_h5_pair(path, ndim)
+        image, label = read_h5_scan(path, ndim, label_required=False)  # predict reads unlabelled scans
         return Case(case_id, case_id, image, label)
     if name.endswith(".png"):
         return Case(case_id, case_id, np.asarray(read_grey_png(path), dtype=np.float32), None)

@@ -1,0 +1,175 @@
+"""The simulated active-learning loop: train, suggest k slices, annotate them from the masks, train again.
+
+Each strategy (``suggest``'s entropy, disagreement, random) follows its own trajectory per seed from the
+same round 0 (a start budget, one training per seed shared by all strategies). A round is one training
+from scratch on the annotations so far, scored on the validation volumes (``last.pt``), followed by the
+strategy's ``per_round`` suggestions, which the next round gets with full masks (the simulated annotator
+is the data's own masks). Every round adds the same number of masked slices, so the same annotator-seconds
+for every strategy under the cost model.
+
+Resumable like the bench: each round leaves a small JSON record (the ids annotated so far, the suggestions,
+the annotation counts, the evaluation summary, the config) under ``<out>/results/active_learning/``,
+committed with the page; a round with a record is never trained again, and the next round's annotations
+are rebuilt from it. A round killed mid-training resumes from its run folder's ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from frugalseg.active.scores import STRATEGIES
+from frugalseg.config import DATA_ENV, RunConfig, load_config
+from frugalseg.data.annotations import AnnotationFile, Item
+from frugalseg.errors import ConfigError, FrugalsegError
+
+__all__ = ["LoopOptions", "LoopSpec", "RecordMismatchError", "RoundRecord", "comparable", "load_loop_spec",
+           "loop_spec_path", "read_record", "record_path", "round_config", "with_masks"]
+
+RECORD_FORMAT = "frugalseg.al-round/1"
+RECORDS_FOLDER = Path("results") / "active_learning"
+Log = Callable[[str], None]
+
+
+class LoopSpec(BaseModel):
+    """What the loop trains and how it acquires (``active_learning.yaml`` beside this module documents each key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: str = Field(min_length=1)
+    overrides: tuple[str, ...] = ()
+    start: str = Field(min_length=1)
+    rounds: int = Field(ge=1)
+    per_round: int = Field(ge=1)
+    strategies: tuple[str, ...] = STRATEGIES
+    allow_adjacent: bool = False
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in v if s not in STRATEGIES]
+        if unknown or not v or len(set(v)) != len(v):
+            raise ValueError(f"strategies must be distinct names among {', '.join(STRATEGIES)}, got {list(v)}")
+        return v
+
+
+def loop_spec_path() -> Path:
+    return Path(str(resources.files("frugalseg.bench") / "active_learning.yaml"))
+
+
+def load_loop_spec(path: str | Path | None = None) -> LoopSpec:
+    """Read a loop spec (default: the shipped one); :class:`ConfigError` naming the file and the key."""
+    path = Path(path) if path is not None else loop_spec_path()
+    try:
+        return LoopSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the active-learning spec ({exc})") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}") \
+            from None
+
+
+@dataclass
+class LoopOptions:
+    """What ``frugalseg bench --active-learning`` was asked (the bench's own arguments, reused)."""
+
+    spec: LoopSpec
+    data: str | None = None
+    schedule: str = "quick"
+    seeds: Sequence[int] = (0, 1, 2)
+    runs: Path | None = None
+    out: Path = Path("docs")
+    extra: Sequence[str] = ()
+    cost_model: Path | None = None
+    device: str | None = None
+    argv: Sequence[str] | None = None
+
+    @property
+    def runs_dir(self) -> Path:
+        base = self.runs if self.runs is not None else Path("runs") / "bench" / self.schedule
+        return base / "active_learning"
+
+    @property
+    def records_dir(self) -> Path:
+        return Path(self.out) / RECORDS_FOLDER
+
+    def data_root(self) -> str:
+        root = self.data or os.environ.get(DATA_ENV)
+        if not root:
+            raise ConfigError(f"frugalseg bench needs --data (or ${DATA_ENV}): the folder of the data to train on")
+        return root
+
+
+class RecordMismatchError(FrugalsegError):
+    """A committed round record was made with other settings than the loop now asks for."""
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round of one strategy and seed, as committed (see the module docstring)."""
+
+    strategy: str
+    seed: int
+    round: int
+    annotated: list[str]
+    suggested: list[str]
+    pair: str | None
+    counts: dict[str, int]
+    summary: dict[str, Any]
+    train_seconds: float
+    config: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps({"format": RECORD_FORMAT, **dataclasses.asdict(self)}, indent=1, sort_keys=True) + "\n"
+
+
+def record_path(records: Path, strategy: str, seed: int, round_: int) -> Path:
+    return records / f"{strategy}-s{seed}-r{round_}.json"
+
+
+def read_record(path: Path) -> RoundRecord:
+    """Read a round record; :class:`RecordMismatchError` naming the file if it is not one."""
+    try:
+        tree = json.loads(path.read_text(encoding="utf-8"))
+        if tree.pop("format") != RECORD_FORMAT:
+            raise ValueError(f"format is not {RECORD_FORMAT}")
+        return RoundRecord(**tree)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RecordMismatchError(f"{path}: not an active-learning round record ({exc}); delete it to run the "
+                                  "round again") from exc
+
+
+def round_config(opts: LoopOptions, data: str, seed: int, annotations: Path) -> RunConfig:
+    """The config one round trains: the spec's config for the schedule and seed, on the round's annotation file."""
+    head = [f"data.root={data}", f"schedule={opts.schedule}", f"train.seed={seed}"]
+    tail = ["data.simulate=null", f"data.annotations={annotations}", *opts.extra]
+    return load_config(opts.spec.config, [*head, *opts.spec.overrides, *tail])
+
+
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A config without what depends on where the loop ran (the data folder, the round's annotation file path)."""
+    data = {k: v for k, v in config.get("data", {}).items() if k not in ("root", "annotations")}
+    return {**config, "data": data}
+
+
+def with_masks(start: AnnotationFile, added: Sequence[str], provenance: dict[str, Any]) -> AnnotationFile:
+    """``start`` plus a full mask on each of ``added`` (the simulated annotator copies the data's masks)."""
+    items = dict(start.items)
+    for item_id in added:
+        if item_id in items and not items[item_id].is_empty:
+            raise ValueError(f"{item_id} is annotated already")
+        items[item_id] = Item(mask=True)
+    return AnnotationFile(classes=start.classes, items=items,
+                          provenance={**start.provenance, "active_learning": provenance})
+

@@ -1,0 +1,107 @@
+"""The active-learning loop's figure and table, written from the round records alone.
+
+Per strategy and round: the annotator-minutes of what that round trained on (the cost model applied to
+the record's annotation counts) and the validation Dice of ``last.pt``, mean ± sample std over seeds.
+Δ vs random is paired by seed (each seed's strategy Dice minus the same seed's random Dice, at the same
+round), so that the seed-to-seed spread both trajectories share does not hide or fake a difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from frugalseg.bench.active_learning import LoopOptions, RoundRecord
+from frugalseg.bench.cost import AnnotationCounts, CostModel, counts_cost
+from frugalseg.bench.tables import SeedStats, aggregate, markdown_table
+
+__all__ = ["BLOCK", "CurvePoint", "curve_points", "page_block", "plot_curves"]
+
+BLOCK = "active-learning-results"
+"""The marked block of docs/active-learning.md that the loop rewrites."""
+
+FIGURE = "active_learning_dice_vs_minutes.png"
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One strategy at one round, over its seeds."""
+
+    strategy: str
+    round: int
+    slices: float
+    minutes: SeedStats
+    dice: SeedStats
+    delta: SeedStats | None
+    seeds: tuple[int, ...]
+
+
+def _dice(rec: RoundRecord) -> float:
+    value = rec.summary["overall"]["dice"]["mean"]
+    return math.nan if value is None else float(value)
+
+
+def curve_points(records: Sequence[RoundRecord], model: CostModel) -> list[CurvePoint]:
+    """Aggregate the records by strategy and round (strategies in record order; random's Δ is ``None``)."""
+    groups: dict[tuple[str, int], dict[int, RoundRecord]] = {}
+    for rec in records:
+        groups.setdefault((rec.strategy, rec.round), {})[rec.seed] = rec
+    points = []
+    for (strategy, round_), by_seed in groups.items():
+        seeds = tuple(sorted(by_seed))
+        recs = [by_seed[s] for s in seeds]
+        minutes = [counts_cost(AnnotationCounts(**r.counts), model).seconds / 60 for r in recs]
+        random = groups.get(("random", round_), {})
+        paired = [_dice(by_seed[s]) - _dice(random[s]) for s in seeds if s in random]
+        delta = aggregate(paired) if strategy != "random" and paired else None
+        points.append(CurvePoint(strategy, round_, float(np.mean([r.counts["annotated"] for r in recs])),
+                                 aggregate(minutes), aggregate([_dice(r) for r in recs]), delta, seeds))
+    return points
+
+
+def table_lines(points: Sequence[CurvePoint]) -> list[str]:
+    head = ["strategy", "round", "annotated slices", "annotator-minutes", "seeds", "dice mean",
+            "Δ dice vs random (paired by seed)"]
+    rows = [[p.strategy, str(p.round), f"{p.slices:.0f}", f"{p.minutes.mean:,.0f}", str(len(p.seeds)), str(p.dice),
+             "—" if p.delta is None else f"{p.delta.mean:+.3f}" + ("" if p.delta.std is None
+                                                                   else f" ± {p.delta.std:.3f}")]
+            for p in points]
+    return markdown_table(head, rows)
+
+
+def plot_curves(points: Sequence[CurvePoint], path: Path, title: str) -> Path:
+    """Dice against cumulative annotator-minutes, one line per strategy, the band ± std over seeds."""
+    from frugalseg.bench.figures import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for k, strategy in enumerate(dict.fromkeys(p.strategy for p in points)):
+        pts = sorted((p for p in points if p.strategy == strategy), key=lambda p: p.round)
+        x = np.array([p.minutes.mean for p in pts])
+        y = np.array([p.dice.mean for p in pts])
+        sd = np.array([p.dice.std or 0.0 for p in pts])
+        colour = plt.get_cmap("tab10")(k % 10)
+        ax.plot(x, y, "o-", color=colour, label=f"{strategy} ({len(pts[0].seeds)} seeds)")
+        ax.fill_between(x, y - sd, y + sd, color=colour, alpha=0.15)
+    ax.set(xlabel="cumulative annotation cost (annotator-minutes, default cost model)",
+           ylabel="mean Dice, validation volumes (band: ± std over seeds)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def page_block(records: Sequence[RoundRecord], opts: LoopOptions, model: CostModel, header: Sequence[str]) -> str:
+    """The block's Markdown (the figure written beside it under ``figures/``); a note when nothing is recorded."""
+    spec = opts.spec
+    if not records:
+        return "No round is recorded yet: the loop has not been run (see \"How to run it\")."
+    points = curve_points(records, model)
+    title = f"{spec.config} from {spec.start}, +{spec.per_round} masked slices per round"
+    plot_curves(points, Path(opts.out) / "figures" / FIGURE, title)
+    lines = [*header, "", f"![Dice against annotator-minutes](figures/{FIGURE})", "", *table_lines(points), ""]
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""Running the active-learning loop: one round at a time, each recorded, resumable (see ``active_learning``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frugalseg.active.predictions import load_scoring_model
+from frugalseg.active.ranking import Selection
+from frugalseg.active.suggest import rank_pool, unannotated
+from frugalseg.bench.active_learning import (
+    Log,
+    LoopOptions,
+    RecordMismatchError,
+    RoundRecord,
+    comparable,
+    read_record,
+    record_path,
+    round_config,
+    with_masks,
+)
+from frugalseg.bench.cost import count_annotations
+from frugalseg.config import load_config
+from frugalseg.data.annotations import AnnotationFile, save_annotations
+from frugalseg.data.simulate import simulate_items
+from frugalseg.engine.run_data import RunData, load_run_data
+from frugalseg.files import write_text_atomic
+
+__all__ = ["LoopRunner"]
+
+
+@dataclass
+class LoopRunner:
+    """Runs the rounds of ``opts``; reads the data only when a round has to be trained."""
+
+    opts: LoopOptions
+    log: Log = print
+    _data: RunData | None = None
+    _starts: dict[int, AnnotationFile] = field(default_factory=dict)
+
+    # ----- what every round shares ---------------------------------------------------------------------------
+    def data(self) -> RunData:
+        if self._data is None:
+            opts = self.opts
+            config = load_config(opts.spec.config, [f"data.root={opts.data_root()}", f"schedule={opts.schedule}",
+                                                    *opts.spec.overrides, "data.simulate=null", *opts.extra])
+            self._data = load_run_data(config)
+        return self._data
+
+    def start(self, seed: int) -> AnnotationFile:
+        """Round 0's annotations: the spec's start budget simulated with ``seed``."""
+        if seed not in self._starts:
+            data = self.data()
+            self._starts[seed] = simulate_items(data.train_items, data.source.classes, data.source.num_classes,
+                                                "budget", seed, budget=self.opts.spec.start)
+        return self._starts[seed]
+
+    # ----- the loop --------------------------------------------------------------------------------------------
+    def run(self) -> list[RoundRecord]:
+        """Every round of every strategy and seed, in order; the records (read or made)."""
+        records = []
+        for seed in self.opts.seeds:
+            for strategy in self.opts.spec.strategies:
+                annotated: list[str] = []
+                for round_ in range(self.opts.spec.rounds + 1):
+                    rec = self.round(strategy, seed, round_, annotated)
+                    records.append(rec)
+                    annotated = [*rec.annotated, *rec.suggested]
+        return records
+
+    def round(self, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
+        """One round's record: read when committed (and checked), else trained, scored, suggested, written."""
+        path = record_path(self.opts.records_dir, strategy, seed, round_)
+        name = f"start-s{seed}" if round_ == 0 else f"{strategy}-r{round_}-s{seed}"
+        run = self.opts.runs_dir / name
+        ann_path = self.opts.runs_dir / "annotations" / f"{name}.json"
+        if path.is_file():
+            return self._checked(path, read_record(path), seed, ann_path, annotated)
+        ann = with_masks(self.start(seed), annotated, {"strategy": strategy, "seed": seed, "round": round_,
+                                                       "start": self.opts.spec.start, "added": list(annotated)})
+        save_annotations(ann, ann_path, overwrite=True)
+        config, summary, seconds = self._train(run, seed, ann_path, ann)
+        selection, pair = Selection([], []), None
+        if round_ < self.opts.spec.rounds:
+            selection, pair = self._suggest(run, ann, strategy, seed)
+            for warning in selection.warnings:
+                self.log(f"[{strategy} s{seed} r{round_}] warning: {warning}")
+        rec = RoundRecord(strategy, seed, round_, list(annotated), selection.item_ids, pair,
+                          dataclasses.asdict(count_annotations(ann)), summary, seconds, config)
+        write_text_atomic(path, rec.to_json())
+        dice = summary["overall"]["dice"]["mean"]
+        self.log(f"[{strategy} s{seed} r{round_}] {len(ann.items)} slices annotated, Dice {dice:.3f}, "
+                 f"{len(selection.item_ids)} suggested")
+        return rec
+
+    def _checked(self, path: Path, rec: RoundRecord, seed: int, ann_path: Path, annotated: list[str]) -> RoundRecord:
+        from frugalseg.bench.runner import config_differences
+
+        wanted = comparable(round_config(self.opts, self.opts.data_root(), seed, ann_path).to_dict())
+        diff = config_differences(comparable(rec.config), wanted)
+        if diff or rec.annotated != annotated:
+            why = "; ".join(diff) if diff else "its annotated slices are not the previous round's"
+            raise RecordMismatchError(f"record {path} was made with other settings: {why}. Delete the records of "
+                                      "that strategy and seed to run them again, or write elsewhere (--out)")
+        return rec
+
+    def _train(self, run: Path, seed: int, ann_path: Path,
+               ann: AnnotationFile) -> tuple[dict[str, Any], dict[str, Any], float]:
+        """Train (or resume, or reuse) the round's run; score ``last.pt``; the config, summary and training time."""
+        from frugalseg.bench.runner import check_run, evaluate_run, finished
+        from frugalseg.train import train_run
+
+        config = round_config(self.opts, self.opts.data_root(), seed, ann_path)
+        last = run / "checkpoints" / "last.pt"
+        if finished(run) or last.is_file():
+            check_run(run, config, strict=True, log=self.log)
+        if not finished(run):
+            resume = last.is_file()
+            train_run(config, run, resume=resume, overwrite=not resume, progress=False,
+                      run_data=dataclasses.replace(self.data(), annotations=ann))
+        summary = evaluate_run(run, self.opts.data_root(), ("last",), self.opts.device)["last"]
+        seconds = float(json.loads((run / "summary.json").read_text())["train_seconds"])
+        return config.to_dict(), summary, seconds
+
+    def _suggest(self, run: Path, ann: AnnotationFile, strategy: str, seed: int) -> tuple[Selection, str | None]:
+        import torch
+
+        model = None
+        if strategy != "random":
+            device = torch.device(self.opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            model = load_scoring_model(run / "checkpoints" / "last.pt", device)
+        pool = unannotated(self.data().train_items, ann)
+        selection = rank_pool(model, pool, self.opts.spec.per_round, strategy, seed, self.opts.spec.allow_adjacent)
+        return selection, model.pair if model is not None and strategy == "disagreement" else None
+
+
+# ----- the command ------------------------------------------------------------------------------------------------
+PAGE = "active-learning.md"
+FRESH_PAGE = "# Active learning\n"
+
+
+def recorded(opts: LoopOptions) -> list[RoundRecord]:
+    """The committed records of the loop's strategies and seeds, in loop order (missing rounds left out)."""
+    out = []
+    for seed in opts.seeds:
+        for strategy in opts.spec.strategies:
+            for round_ in range(opts.spec.rounds + 1):
+                path = record_path(opts.records_dir, strategy, seed, round_)
+                if path.is_file():
+                    out.append(read_record(path))
+    return out
+
+
+def _header(opts: LoopOptions, records: list[RoundRecord]) -> list[str]:
+    from frugalseg.bench.provenance import git_commit, machine_description, utc_now
+
+    spec = opts.spec
+    hours = sum(r.train_seconds for r in records) / 3600
+    total = len(opts.seeds) * len(spec.strategies) * (spec.rounds + 1)
+    command = " ".join(["frugalseg bench", *(opts.argv or [])])
+    return [
+        "<!-- Written by `frugalseg bench --active-learning`; do not edit by hand: run the command below again. -->",
+        "",
+        f"Written on {utc_now()} at commit {git_commit()}; machine: {machine_description(opts.device)}.",
+        "",
+        f"- loop: `{spec.config}` (schedule `{opts.schedule}`) from budget `{spec.start}`, {spec.rounds} rounds of "
+        f"+{spec.per_round} slices with a full mask; strategies {', '.join(spec.strategies)}; "
+        f"seeds {' '.join(map(str, opts.seeds))}",
+        f"- rounds recorded: {len(records)} of {total} (records: `{opts.records_dir}`); training time "
+        f"{hours:.1f} h",
+        "",
+        "```",
+        command,
+        "```",
+    ]
+
+
+def write_page(opts: LoopOptions, log: Log = print) -> Path:
+    """Rewrite the loop's block of ``<out>/active-learning.md`` (and its figure) from the records."""
+    from frugalseg.bench.active_learning_page import BLOCK, page_block
+    from frugalseg.bench.cost import load_cost_model
+    from frugalseg.files import replace_marked_block
+
+    records = recorded(opts)
+    model = load_cost_model(opts.cost_model)
+    page = Path(opts.out) / PAGE
+    replace_marked_block(page, BLOCK, page_block(records, opts, model, _header(opts, records)), FRESH_PAGE)
+    log(f"wrote {page} ({len(records)} rounds recorded)")
+    return page
+
+
+def run_active_learning(opts: LoopOptions, page_only: bool = False, log: Log = print) -> Path:
+    """Run every round not yet recorded (unless ``page_only``), then write the page."""
+    from frugalseg.data.simulate import load_budget
+
+    load_budget(opts.spec.start)  # a bad start budget fails before anything is trained
+    if not page_only:
+        LoopRunner(opts, log).run()
+    return write_page(opts, log)
+
+
+def plan_text(opts: LoopOptions) -> str:
+    """``--list``: the rounds to train and the estimated time (the bench matrix's measured minutes per run)."""
+    from frugalseg.bench.matrix import load_matrix
+
+    spec = opts.spec
+    todo = 0
+    for seed in opts.seeds:
+        rounds = [(s, r) for s in spec.strategies for r in range(spec.rounds + 1)]
+        missing = [(s, r) for s, r in rounds if not record_path(opts.records_dir, s, seed, r).is_file()]
+        todo += len({"start" if r == 0 else f"{s}{r}" for s, r in missing})  # round 0 is one training per seed
+    total = len(opts.seeds) * (1 + spec.rounds * len(spec.strategies))
+    estimates = load_matrix().estimates
+    config = round_config(opts, opts.data or "<data>", 0, Path("<annotations>"))
+    per_run = estimates.minutes_for(config)
+    lines = [f"active-learning loop: {spec.config} (schedule {opts.schedule}, {config.train.iterations} iterations) "
+             f"from {spec.start}; {spec.rounds} rounds x {len(spec.strategies)} strategies "
+             f"({', '.join(spec.strategies)}), +{spec.per_round} masked slices per round; seeds "
+             f"{' '.join(map(str, opts.seeds))}",
+             f"trainings: {total} in all (round 0 shared by the strategies of a seed), {todo} not recorded yet"]
+    if per_run is None:
+        lines.append("estimate: none (the bench matrix has no measured minutes for this method and shape)")
+    else:
+        minutes = todo * (per_run + estimates.eval_minutes / 2)
+        lines.append(f"estimate: {todo} x ({per_run:.1f} min training + {estimates.eval_minutes / 2:.2f} min scoring "
+                     f"last.pt) = {minutes:.0f} min ({minutes / 60:.1f} h) one run at a time on the CPU the "
+                     "matrix's minutes were measured on, plus suggest's scoring of the unannotated slices per round")
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""The simulated active-learning loop end to end on the bundled sample (tiny trainings), and its bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from frugalseg.bench.active_learning import load_loop_spec, read_record, record_path
+from frugalseg.cli import main
+from frugalseg.errors import ConfigError
+from tests.helpers import sample_root
+
+TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[32,32]", "train.val_every=100",
+        "train.checkpoint_every=2", "model.features=[4,8,16,32,64]", "train.precision=off"]
+
+
+def spec_file(folder: Path, **changes: object) -> Path:
+    spec = {"config": "acdc_supervised", "start": "sparse_masks", "rounds": 2, "per_round": 3,
+            "strategies": ["disagreement", "random"], **changes}
+    path = folder / "loop.yaml"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def bench(tmp_path: Path, spec: Path, *more: str) -> int:
+    sets = [a for s in TINY for a in ("--set", s)]
+    return main(["bench", "--active-learning", str(spec), "--data", str(sample_root()), "--seeds", "0", "1",
+                 "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "docs"), *sets, *more])
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("al")
+    assert bench(tmp, spec_file(tmp)) == 0
+    return tmp
+
+
+@pytest.mark.slow
+def test_rounds_add_the_suggestions_as_masks(loop: Path) -> None:
+    records = loop / "docs" / "results" / "active_learning"
+    assert len(list(records.glob("*.json"))) == 2 * 2 * 3
+    for strategy in ("disagreement", "random"):
+        for seed in (0, 1):
+            recs = [read_record(record_path(records, strategy, seed, r)) for r in range(3)]
+            assert recs[0].annotated == [] and recs[0].counts["masks"] == 8  # the sample's 8 volumes, 1 slice each
+            for before, after in zip(recs, recs[1:], strict=False):
+                assert after.annotated == before.annotated + before.suggested and len(before.suggested) == 3
+                assert after.counts["masks"] == before.counts["masks"] + 3  # the same annotator-seconds per round
+            assert recs[2].suggested == [] and len(set(recs[2].annotated)) == 6
+            assert not set(recs[2].annotated) & {f"patient099_frame0{f}_slice_9" for f in (1, 2)}  # not re-annotated
+    # round 0 is one training per seed, shared by the strategies
+    assert sorted(p.name for p in (loop / "runs" / "active_learning").iterdir() if p.name.startswith("start")) \
+        == ["start-s0", "start-s1"]
+    disagree = read_record(record_path(records, "disagreement", 0, 0))
+    assert disagree.pair is not None and "test-time flip" in disagree.pair
+
+
+@pytest.mark.slow
+def test_page_figure_and_table(loop: Path) -> None:
+    page = (loop / "docs" / "active-learning.md").read_text()
+    assert (loop / "docs" / "figures" / "active_learning_dice_vs_minutes.png").stat().st_size > 5000
+    assert "rounds recorded: 12 of 12" in page
+    rows = [line for line in page.splitlines() if line.startswith("| disagreement |")]
+    # 8 masks x 3 classes x 20 s = 8 annotator-minutes at round 0, +3 masks (3 minutes) per round
+    assert [r.split(" | ")[2:4] for r in rows] == [["8", "8"], ["11", "11"], ["14", "14"]]
+    assert all(line.count("±") >= 1 for line in rows)
+
+
+@pytest.mark.slow
+def test_resume_from_records_alone_and_a_lost_round(loop: Path) -> None:
+    records = loop / "docs" / "results" / "active_learning"
+    lost = record_path(records, "disagreement", 1, 2)
+    kept = read_record(lost)
+    lost.unlink()
+    shutil.rmtree(loop / "runs")
+    assert bench(loop, spec_file(loop)) == 0
+    runs = sorted(p.name for p in (loop / "runs" / "active_learning").iterdir())
+    assert runs == ["annotations", "disagreement-r2-s1"]  # only the lost round was trained again
+    again = read_record(lost)
+    assert again.annotated == kept.annotated and again.counts == kept.counts
+
+
+@pytest.mark.slow
+def test_a_record_of_other_settings_is_refused(loop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench(loop, spec_file(loop), "--set", "train.batch_size=2") == 2
+    assert "was made with other settings" in capsys.readouterr().err
+
+
+def test_list_and_bad_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--active-learning", "--list", "--runs", str(tmp_path), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trainings: 39 in all" in out and "39 not recorded yet" in out and "estimate: 39 x (6.7 min" in out
+    with pytest.raises(ConfigError, match="strategies"):
+        load_loop_spec(spec_file(tmp_path, strategies=["entropy", "oracle"]))
+    with pytest.raises(ConfigError, match="rounds"):
+        load_loop_spec(spec_file(tmp_path, rounds=0))
+    assert main(["bench", "--active-learning", "--only", "pce", "--list"]) == 2
+    assert main(["bench", "--active-learning", str(spec_file(tmp_path, start="nope")), "--data", str(sample_root()),
+                 "--out", str(tmp_path / "d")]) == 2
+    assert not (tmp_path / "d").exists()
