@@ -20,11 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from frugalseg import __version__
 from frugalseg.errors import FrugalsegError
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``add_subparsers`` returns: each command adds its own parser to it."""
 
 
 def _positive_int(text: str) -> int:
@@ -38,11 +42,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="frugalseg", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"frugalseg {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_simulate(sub: Subparsers) -> None:
     p = sub.add_parser("simulate", help="write an annotation file of weak labels simulated from the masks")
     p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout)")
     p.add_argument("--kind", required=True, choices=["points", "scribbles", "boxes", "tags", "budget"])
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="annotation file to write (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
+
+def _add_pseudolabel(sub: Subparsers) -> None:
     p = sub.add_parser("pseudolabel", help="add LiteMedSAM's box-prompted masks to an annotation file "
                                            "(needs pip install 'frugalseg[sam]')")
     p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout)")
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
+
+def _add_train(sub: Subparsers) -> None:
     p = sub.add_parser("train", help="train a configured run")
     p.add_argument("config", help="YAML config file or the name of a shipped config (e.g. acdc_pce)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.iterations=2000 schedule=quick")
@@ -74,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing run folder (the old one is deleted once the new run has checkpointed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
+
+def _add_eval(sub: Subparsers) -> None:
     p = sub.add_parser("eval", help="per-volume Dice/Jaccard/HD95/ASD of a checkpoint")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--data", required=True, type=Path)
@@ -82,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
+
+def _add_predict(sub: Subparsers) -> None:
     p = sub.add_parser("predict", help="write NIfTI label maps predicted by a checkpoint")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--input", required=True, type=Path, help="a data folder or one image file")
@@ -89,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device")
 
+
+def _add_suggest(sub: Subparsers) -> None:
     p = sub.add_parser("suggest", help="rank the slices without annotation by what annotating them would teach")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--data", required=True, type=Path)
@@ -101,11 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device")
 
+
+def _add_demo(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="train on the bundled sample and write a report")
     p.add_argument("--out", type=Path, default=Path("frugalseg-demo"))
     p.add_argument("--iterations", type=_positive_int, help="iterations per run (default: the demo's own)")
     p.add_argument("--overwrite", action="store_true")
 
+
+def _add_bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="train the benchmark matrix (resumable) and write docs/results.md")
     p.add_argument("--data", type=Path, help="data folder (default: $FRUGALSEG_DATA)")
     p.add_argument("--schedule", default="quick", help="schedule of the configs: quick (CPU) or paper (GPU)")
@@ -137,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train nothing: write the page from the records (and finished runs) there are, the "
                            "rest marked as not finished (a bench that spans sessions, between its sessions)")
 
+
+def _add_annotate(sub: Subparsers) -> None:
     p = sub.add_parser("annotate", help="a local page to click, box, scribble and tag slices into an annotation file")
     p.add_argument("--data", required=True, type=Path, help="data folder (any supported layout) or one image file")
     p.add_argument("--out", required=True, type=Path, help="annotation file; an existing one is resumed")
@@ -144,6 +160,124 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
 
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    """Write simulated weak labels."""
+    from frugalseg.data.simulate import simulate_file
+
+    ann = simulate_file(args.data, args.kind, args.seed, args.out, overwrite=args.overwrite, budget=args.budget)
+    print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
+    return 0
+
+
+def _run_pseudolabel(args: argparse.Namespace) -> int:
+    """Add LiteMedSAM's box-prompted masks."""
+    from frugalseg.commands.pseudolabel import pseudolabel_file
+
+    ann = pseudolabel_file(args.data, args.annotations, args.out, click_box=args.click_box, cache_dir=args.cache,
+                           overwrite=args.overwrite, device=args.device)
+    made = ann.provenance["pseudolabels"]["items"]
+    print(f"wrote {args.out} ({made} item(s) with LiteMedSAM label maps of {len(ann.items)})")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    """Train one configured run."""
+    from frugalseg.config import load_config
+    from frugalseg.train import default_run_dir, train_run
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or default_run_dir(config)
+    result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                       resume_with_changes=args.resume_with_changes)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
+        best = (f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}"
+                if result.best_iteration >= 0 else "no validation set: best.pt is the last weights")
+        print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, {best}")
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    """Score a checkpoint per volume."""
+    from frugalseg.commands.evaluate import run_eval
+
+    print(run_eval(args.checkpoint, args.data, args.out, case_list=args.case_list, overwrite=args.overwrite,
+                   device=args.device))
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    """Write NIfTI label maps."""
+    from frugalseg.commands.predict import predict_to_nifti
+
+    paths = predict_to_nifti(args.checkpoint, args.input, args.out, overwrite=args.overwrite, device=args.device)
+    print(f"wrote {len(paths)} label map(s) to {args.out}")
+    return 0
+
+
+def _run_suggest(args: argparse.Namespace) -> int:
+    """Rank the unannotated slices."""
+    from frugalseg.commands.suggest import suggest_slices
+
+    res = suggest_slices(args.checkpoint, args.data, args.out, n=args.n, strategy=args.strategy,
+                         annotations=args.annotations, seed=args.seed, allow_adjacent=args.allow_adjacent,
+                         overwrite=args.overwrite, device=args.device)
+    for warning in res.selection.warnings:
+        print(f"frugalseg suggest: warning: {warning}", file=sys.stderr)
+    how = f" ({res.pair})" if res.pair else ""
+    print(f"wrote {res.out}: {len(res.selection.item_ids)} of {res.pool_size} unannotated slices, "
+          f"by {res.strategy}{how}")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """Train on the bundled sample and report."""
+    from frugalseg.commands.demo import run_demo
+
+    report = run_demo(args.out, iterations=args.iterations, overwrite=args.overwrite)
+    print(f"demo report: {report}")
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    """The matrix bench, or with --active-learning the simulated active-learning loop."""
+    if args.active_learning is not None:
+        from frugalseg.bench.active_learning_cli import active_learning_command
+
+        return active_learning_command(args)
+    from frugalseg.commands.bench import bench_command
+
+    return bench_command(args)
+
+
+def _run_annotate(args: argparse.Namespace) -> int:
+    """Serve the annotation page until interrupted."""
+    from frugalseg.commands.annotate import serve
+
+    serve(args.data, args.out, args.classes, args.host, args.port)
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[Subparsers], None], Callable[[argparse.Namespace], int]]] = {
+    "simulate": (_add_simulate, _run_simulate),
+    "pseudolabel": (_add_pseudolabel, _run_pseudolabel),
+    "train": (_add_train, _run_train),
+    "eval": (_add_eval, _run_eval),
+    "predict": (_add_predict, _run_predict),
+    "suggest": (_add_suggest, _run_suggest),
+    "demo": (_add_demo, _run_demo),
+    "bench": (_add_bench, _run_bench),
+    "annotate": (_add_annotate, _run_annotate),
+}
+"""Each sub-command: what adds its arguments, and what runs it (imports happen on call, so ``--help`` is fast)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frugalseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"frugalseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add, _ in COMMANDS.values():
+        add(sub)
     return parser
 
 
@@ -151,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for the pages it writes
     try:
-        return _dispatch(args)
+        return COMMANDS[args.command][1](args)
     except FrugalsegError as exc:
         message = " ".join(str(exc).split("\n"))  # one line, whatever a file's keys or values hold
         print(f"frugalseg {args.command}: error: {message}", file=sys.stderr)
@@ -159,80 +293,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"frugalseg {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "simulate":
-        from frugalseg.data.simulate import simulate_file
-
-        ann = simulate_file(args.data, args.kind, args.seed, args.out, overwrite=args.overwrite, budget=args.budget)
-        print(f"wrote {args.out} ({len(ann.items)} items, kind {args.kind}, seed {args.seed})")
-        return 0
-    if args.command == "pseudolabel":
-        from frugalseg.commands.pseudolabel import pseudolabel_file
-
-        ann = pseudolabel_file(args.data, args.annotations, args.out, click_box=args.click_box, cache_dir=args.cache,
-                               overwrite=args.overwrite, device=args.device)
-        made = ann.provenance["pseudolabels"]["items"]
-        print(f"wrote {args.out} ({made} item(s) with LiteMedSAM label maps of {len(ann.items)})")
-        return 0
-    if args.command == "train":
-        from frugalseg.config import load_config
-        from frugalseg.train import default_run_dir, train_run
-
-        config = load_config(args.config, args.overrides)
-        out = args.out or default_run_dir(config)
-        result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                           resume_with_changes=args.resume_with_changes)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
-            best = (f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}"
-                    if result.best_iteration >= 0 else "no validation set: best.pt is the last weights")
-            print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, {best}")
-        return 0
-    if args.command == "eval":
-        from frugalseg.commands.evaluate import run_eval
-
-        print(run_eval(args.checkpoint, args.data, args.out, case_list=args.case_list, overwrite=args.overwrite,
-                       device=args.device))
-        return 0
-    if args.command == "predict":
-        from frugalseg.commands.predict import predict_to_nifti
-
-        paths = predict_to_nifti(args.checkpoint, args.input, args.out, overwrite=args.overwrite, device=args.device)
-        print(f"wrote {len(paths)} label map(s) to {args.out}")
-        return 0
-    if args.command == "suggest":
-        from frugalseg.commands.suggest import suggest_slices
-
-        res = suggest_slices(args.checkpoint, args.data, args.out, n=args.n, strategy=args.strategy,
-                             annotations=args.annotations, seed=args.seed, allow_adjacent=args.allow_adjacent,
-                             overwrite=args.overwrite, device=args.device)
-        for warning in res.selection.warnings:
-            print(f"frugalseg suggest: warning: {warning}", file=sys.stderr)
-        how = f" ({res.pair})" if res.pair else ""
-        print(f"wrote {res.out}: {len(res.selection.item_ids)} of {res.pool_size} unannotated slices, "
-              f"by {res.strategy}{how}")
-        return 0
-    if args.command == "demo":
-        from frugalseg.commands.demo import run_demo
-
-        report = run_demo(args.out, iterations=args.iterations, overwrite=args.overwrite)
-        print(f"demo report: {report}")
-        return 0
-    if args.command == "bench" and args.active_learning is not None:
-        from frugalseg.bench.active_learning_cli import active_learning_command
-
-        return active_learning_command(args)
-    if args.command == "bench":
-        from frugalseg.commands.bench import bench_command
-
-        return bench_command(args)
-    if args.command == "annotate":
-        from frugalseg.commands.annotate import serve
-
-        serve(args.data, args.out, args.classes, args.host, args.port)
-        return 0
-    raise AssertionError(args.command)
 
 
 if __name__ == "__main__":

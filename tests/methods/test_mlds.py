@@ -263,10 +263,16 @@ def test_unknown_option_in_a_config_names_the_key():
 
 
 def test_a_network_without_deep_heads_is_refused():
+    # when the config is loaded (preflight, before anything is written) ...
+    with pytest.raises(ConfigError, match="model.deep_supervision: true"):
+        tiny_config("mlds")
+    with pytest.raises(ConfigError, match="box_positive_heads = 6"):
+        tiny_config("mlds", {"box_positive_heads": 6}, model={"deep_supervision": True})
+    # ... and by the method itself, for a config changed after loading
+    config = tiny_config("mlds", model={"deep_supervision": True})
+    config.model.deep_supervision = False
     with pytest.raises(ValueError, match="model.deep_supervision: true"):
-        build_method(tiny_config("mlds"), 1, C)
-    with pytest.raises(ValueError, match="box_positive_heads = 6"):
-        build_method(tiny_config("mlds", {"box_positive_heads": 6}, model={"deep_supervision": True}), 1, C)
+        build_method(config, 1, C)
 
 
 @pytest.mark.parametrize("schedule", ["paper", "quick"])

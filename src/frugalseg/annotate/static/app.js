@@ -378,8 +378,16 @@ function setClass(c) {
 
 function toggleTag(c) {
   if (!state.classes.some(([id]) => id === c)) return;
+  // The first tag of a slice also marks present every class its points, boxes and scribbles show (the file
+  // refuses tags that contradict them); later toggles flip one class.
   const next = () => {
-    const tags = state.item.tags ? [...state.item.tags] : [];
+    if (!state.item.tags) {
+      const marks = [...(state.item.points || []), ...(state.item.boxes || []), ...(state.item.scribbles || [])];
+      const present = new Set(marks.map((m) => m.class).filter((k) => k > 0));
+      present.add(c);
+      return { tags: [...present].sort((a, b) => a - b) };
+    }
+    const tags = [...state.item.tags];
     return { tags: tags.includes(c) ? tags.filter((t) => t !== c) : [...tags, c].sort((a, b) => a - b) };
   };
   send("PUT", itemUrl(current().id, "tags"), next, `tag of ${className(c)}`).then(showTags);
