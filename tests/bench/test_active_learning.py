@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from frugalseg.bench.active_learning import load_loop_spec, read_record, record_path
+from frugalseg.bench.matrix import load_matrix
 from frugalseg.cli import main
+from frugalseg.config import load_config
 from frugalseg.errors import ConfigError
 from tests.helpers import sample_root
 
@@ -92,7 +94,8 @@ def test_a_record_of_other_settings_is_refused(loop: Path, capsys: pytest.Captur
 def test_list_and_bad_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--active-learning", "--list", "--runs", str(tmp_path), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "trainings: 39 in all" in out and "39 not recorded yet" in out and "estimate: 39 x (6.7 min" in out
+    per_run = load_matrix().estimates.minutes_for(load_config("acdc_supervised", ["schedule=quick"]))
+    assert "trainings: 39 in all" in out and "39 not recorded yet" in out and f"estimate: 39 x ({per_run:.1f} min" in out
     with pytest.raises(ConfigError, match="strategies"):
         load_loop_spec(spec_file(tmp_path, strategies=["entropy", "oracle"]))
     with pytest.raises(ConfigError, match="rounds"):
