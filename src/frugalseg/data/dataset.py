@@ -36,7 +36,7 @@ tight: the structure need not reach every row and column of what is left, so ``b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -166,18 +166,7 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
         box_cut = torch.zeros((c, h, w), dtype=torch.bool)
         if cut_maps:
             box_cut = torch.stack([next(warped) > 0 for _ in cut_maps])
-        if warp_dense:
-            candidates = torch.stack([m == 0 for m in warped])
-        elif con.has_mask:
-            candidates = torch.nn.functional.one_hot(label.clamp(min=0), c).permute(2, 0, 1).bool()
-            candidates |= (label < 0).unsqueeze(0)  # outside the slice: anything
-        else:
-            candidates = torch.ones((c, h, w), dtype=torch.bool)
-        if out.keep.any():
-            yx = out.sparse_yx[out.keep]
-            cls = torch.from_numpy(con.sparse_class)[out.keep]
-            candidates[:, yx[:, 0], yx[:, 1]] = False
-            candidates[cls, yx[:, 0], yx[:, 1]] = True
+        candidates = self._candidates(con, out, label, warped if warp_dense else None)
         presence = con.presence.copy()
         if self.crop_size is not None:
             presence = self._window_presence(index, con, out, label, whole)
@@ -192,6 +181,25 @@ class SliceDataset(Dataset[dict[str, Tensor]]):
             "box_cut": box_cut.contiguous(),
             "index": torch.tensor(index, dtype=torch.int64),
         }
+
+    def _candidates(self, con: Constraints, out: Warped, label: Tensor,
+                    excluded: Iterator[Tensor] | None) -> Tensor:
+        """The warped item's (C, h, w) candidate sets: from its warped "excluded" maps (``excluded``), its mask, or
+        all-True, then the clicks that survived the warp (``out.keep``) made singletons."""
+        c, (h, w) = self.num_classes, label.shape
+        if excluded is not None:
+            candidates = torch.stack([m == 0 for m in excluded])
+        elif con.has_mask:
+            candidates = torch.nn.functional.one_hot(label.clamp(min=0), c).permute(2, 0, 1).bool()
+            candidates |= (label < 0).unsqueeze(0)  # outside the slice: anything
+        else:
+            candidates = torch.ones((c, h, w), dtype=torch.bool)
+        if out.keep.any():
+            yx = out.sparse_yx[out.keep]
+            cls = torch.from_numpy(con.sparse_class)[out.keep]
+            candidates[:, yx[:, 0], yx[:, 1]] = False
+            candidates[cls, yx[:, 0], yx[:, 1]] = True
+        return candidates
 
     def _whole_boxes(self, index: int, params: AugmentParams) -> list[bool]:
         """For each box of item ``index``: whether it lies wholly inside the output (always, without a crop)."""
