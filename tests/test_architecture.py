@@ -16,7 +16,7 @@ SRC = Path(frugalseg.__file__).parent
 LAYERS: dict[str, int] = {
     # 0: the foundation every layer may use
     "errors": 0, "files": 0, "choices": 0, "config": 0, "py": 0,
-    "config_types": 0, "strict_yaml": 0, "resume_check": 0, "run_folder": 0,
+    "config_types": 0, "strict_yaml": 0, "resume_check": 0, "run_folder": 0, "locks": 0,
     # 1: the parts: data, networks, losses, evaluation
     "data": 1, "nets": 1, "losses": 1, "evaluation": 1,
     # LiteMedSAM pseudo-labels for an annotation file (data preparation beside data/)

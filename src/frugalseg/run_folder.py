@@ -8,9 +8,10 @@ A run folder holds hours of training. Three promises protect it (DESIGN.md "Safe
    The folder is touched only by :meth:`RunFolder.open`, which the trainer calls once every input
    (config, data, annotations, network, device, checkpoint) has been checked.
 2. **One writer.** :meth:`RunFolder.open` takes an exclusive ``fcntl.flock`` on ``.frugalseg.lock``
-   inside the folder and holds it for the run's life. The operating system frees the lock when the
-   process ends however it ends (SIGKILL included), so a killed run never blocks its own resume. A
-   second run into a locked folder is refused, naming the holder's pid (written into the lock file).
+   inside the folder (:class:`frugalseg.locks.FileLock`, which ``frugalseg annotate`` takes on its file too)
+   and holds it for the run's life. The operating system frees the lock when the process ends however it
+   ends (SIGKILL included), so a killed run never blocks its own resume. A second run into a locked folder
+   is refused, naming the holder's pid (written into the lock file).
 3. **Overwrite is a swap, not a delete.** ``--overwrite`` renames the old folder aside
    (``.<name>.replaced-<pid>-<time>`` beside it) and deletes it only once the new run has written its
    first checkpoint (:meth:`RunFolder.checkpoint_written`). A run that fails before then is removed
@@ -23,17 +24,16 @@ same folder names it (:meth:`RunFolder.check`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import time
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from frugalseg.errors import CheckpointError, FrugalsegError, OutputExistsError
+from frugalseg.locks import FileLock, is_locked, lock_holder
 
 __all__ = ["LOCK_NAME", "RUN_MARKER", "RunFolder", "RunFolderBusy", "RunMode", "check_output_folder"]
 
@@ -87,8 +87,8 @@ class RunFolder:
     def __init__(self, path: str | Path, mode: RunMode = RunMode.NEW) -> None:
         self.path = Path(path)
         self.mode = RunMode(mode)
-        self._lock: IO[str] | None = None
-        self._old_lock: IO[str] | None = None
+        self._lock = _folder_lock(self.path)
+        self._old_lock = _folder_lock(self.path)
         self._aside: Path | None = None
         self._old_had_lock = True
         self._before: set[str] | None = None
@@ -125,7 +125,7 @@ class RunFolder:
         if not self.path.parent.is_dir():
             return
         for aside in sorted(self.path.parent.glob(f".{self.path.name}.replaced-*")):
-            if aside.is_dir() and not _is_locked(aside):
+            if aside.is_dir() and not is_locked(aside / LOCK_NAME):
                 print(f"frugalseg: note: {aside} holds a run that an interrupted --overwrite moved aside; "
                       "move it back or delete it", flush=True)
 
@@ -137,13 +137,13 @@ class RunFolder:
         """
         if self.mode is RunMode.OVERWRITE and _has_content(self.path, ignore_lock=True):
             self._old_had_lock = (self.path / LOCK_NAME).exists()
-            self._old_lock = _acquire(self.path, write_pid=False)
+            self._old_lock.acquire(write_pid=False)
             self._aside = self.path.with_name(f".{self.path.name}.replaced-{os.getpid()}-{time.time_ns()}")
             os.replace(self.path, self._aside)
         self._before = {p.name for p in self.path.iterdir()} if self.path.is_dir() else None
         self.path.mkdir(parents=True, exist_ok=True)
         try:
-            self._lock = _acquire(self.path)  # another run may have got here first: then nothing is removed
+            self._lock.acquire()  # another run may have got here first: then nothing is removed
             if self.mode is not RunMode.RESUME and _has_content(self.path, ignore_lock=True):
                 raise OutputExistsError(self.path, "another run wrote into it since it was checked")
         except BaseException:
@@ -151,9 +151,7 @@ class RunFolder:
             self._restore()
             raise
         self._opened = True  # from here on, what is in the folder is this run's (abort may remove it)
-        if self._old_lock is not None:
-            _release(self._old_lock, clear=False)
-            self._old_lock = None
+        self._old_lock.release()
         if config is not None and self.mode is not RunMode.RESUME:
             (self.path / RUN_MARKER).write_text(json.dumps(config, indent=2) + "\n")
         if config is not None and self._changes:
@@ -207,9 +205,7 @@ class RunFolder:
 
     def _restore(self) -> None:
         """Put the folder moved aside back under its name (when the name is free)."""
-        if self._old_lock is not None:
-            _release(self._old_lock, clear=False)
-            self._old_lock = None
+        self._old_lock.release()
         if self._aside is None:
             return
         if self.path.is_dir() and not _has_content(self.path):
@@ -221,9 +217,7 @@ class RunFolder:
             self._aside = None
 
     def _unlock(self) -> None:
-        if self._lock is not None:
-            _release(self._lock)
-            self._lock = None
+        self._lock.release()
 
 
 def _has_content(path: Path, ignore_lock: bool = False) -> bool:
@@ -233,66 +227,13 @@ def _has_content(path: Path, ignore_lock: bool = False) -> bool:
     return any(not (ignore_lock and p.name == LOCK_NAME) for p in path.iterdir())
 
 
-def _acquire(folder: Path, write_pid: bool = True) -> IO[str]:
-    """An exclusive, non-blocking lock on ``folder``'s lock file, with this pid written into it (if asked)."""
-    fh = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 (held open for the run's life)
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(fh)
-        fh.close()
-        raise RunFolderBusy(folder, holder) from None
-    if write_pid:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-    return fh
-
-
-def _holder(fh: IO[str]) -> str:
-    """``pid N`` from a held lock file (the holder writes it right after locking: wait briefly for it)."""
-    for _ in range(20):
-        fh.seek(0)
-        text = fh.read().strip()
-        if text.isdigit():
-            return f"pid {text}"
-        time.sleep(0.05)
-    return "another process (pid not yet written)"
-
-
-def _release(fh: IO[str], clear: bool = True) -> None:
-    """Free a lock; ``clear`` empties the pid first (a lock file that names no one is free)."""
-    if clear:
-        with contextlib.suppress(OSError):
-            fh.seek(0)
-            fh.truncate()
-    with contextlib.suppress(OSError):
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    fh.close()
-
-
-def _is_locked(folder: Path) -> bool:
-    lock = folder / LOCK_NAME
-    if not lock.is_file():
-        return False
-    with lock.open("r") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    return False
+def _folder_lock(folder: Path) -> FileLock:
+    """The lock of the run folder ``folder`` (not yet taken): refused with :class:`RunFolderBusy`."""
+    return FileLock(folder / LOCK_NAME, lambda holder: RunFolderBusy(folder, holder))
 
 
 def _probe_lock(folder: Path) -> None:
     """Refuse early when another run holds ``folder`` (reads the lock file; never creates one)."""
-    lock = folder / LOCK_NAME
-    if not lock.is_file():
-        return
-    with lock.open("r") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunFolderBusy(folder, _holder(fh)) from None
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    holder = lock_holder(folder / LOCK_NAME)
+    if holder is not None:
+        raise RunFolderBusy(folder, holder)

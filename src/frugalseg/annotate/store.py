@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from frugalseg.annotate.catalog import Catalog
-from frugalseg.annotate.lock import FileLock
+from frugalseg.annotate.lock import annotation_lock
 from frugalseg.data.annotations import (
     AnnotationFile,
     Box,
@@ -89,7 +89,7 @@ class AnnotationStore:
         self.path = Path(path)
         self.catalog = catalog
         self.log_path = timing_log_path(self.path)
-        self._lock = FileLock(self.path)
+        self._lock = annotation_lock(self.path)
         self._mutex = threading.Lock()
         self._done: list[Change] = []
         self._undone: list[Change] = []
