@@ -21,7 +21,7 @@ from typing import Any
 from frugalseg.errors import ConfigError
 from frugalseg.files import write_text_atomic
 
-__all__ = ["HARMLESS", "RUN_LOG", "config_changes", "check_resume", "record_changes"]
+__all__ = ["FREE_FORM", "HARMLESS", "RUN_LOG", "config_changes", "check_resume", "record_changes"]
 
 HARMLESS = frozenset({
     "name", "schedules", "train.log_every", "train.val_every", "train.val_batch_size", "train.checkpoint_every",
@@ -33,29 +33,57 @@ RUN_LOG = "run.log"
 """The run's plain-text event log (resumes with changes); one line per event."""
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+FREE_FORM = frozenset({"method.options"})
+"""Mappings whose keys are the method's, not the schema's: compared whole when only shared keys count."""
+
+
+def _flatten(tree: Mapping[str, Any], ignored: frozenset[str], whole: frozenset[str],
+             prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> leaf value; an ignored, ``whole`` or empty mapping is one leaf."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and dotted not in HARMLESS:
-            out.update(_flatten(value, dotted + "."))
+        if isinstance(value, Mapping) and value and dotted not in ignored and dotted not in whole:
+            out.update(_flatten(value, ignored, whole, dotted + "."))
         else:
             out[dotted] = value
     return out
 
 
-def config_changes(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Dotted key -> (stored, given) for every key that changes the training."""
-    old, new = _flatten(stored), _flatten(given)
+def _same_path(a: Any, b: Any) -> bool:  # noqa: ANN401
+    """Two ``data.root`` values naming one folder, spelt otherwise (``~``, ``..``, relative)."""
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def config_changes(stored: Mapping[str, Any], given: Mapping[str, Any], ignored: frozenset[str] = HARMLESS,
+                   shared_only: bool = False) -> dict[str, tuple[Any, Any]]:
+    """Dotted key -> (stored, given) for every key that changes the training: the one comparison of two configs.
+
+    A resume compares the command line with the stored run (:func:`check_resume`); the bench compares a
+    run folder or record with the row that asks for it (``frugalseg.bench.runner.config_differences``).
+
+    Args:
+        stored: the config a run was trained with.
+        given: the config asked for now.
+        ignored: keys (with everything below them) that do not count: :data:`HARMLESS` for a resume; the
+            bench passes a narrower set (a record's ``best.pt`` depends on how often and on what it validated).
+        shared_only: compare only the keys both sides have, so that a key added to the schema after a run
+            was trained is no change (the bench reads run folders and records as older versions wrote them;
+            a resume reads the stored config with the defaults filled in). :data:`FREE_FORM` mappings are then
+            compared whole, so that an option only one side has still counts.
+    """
+    whole = FREE_FORM if shared_only else frozenset()
+    old, new = _flatten(stored, ignored, whole), _flatten(given, ignored, whole)
+    keys = set(old) & set(new) if shared_only else set(old) | set(new)
     changes = {}
-    for key in sorted(set(old) | set(new)):
-        if key in HARMLESS or any(key.startswith(h + ".") for h in HARMLESS):
+    for key in sorted(keys):
+        if any(key == h or key.startswith(h + ".") for h in ignored):
             continue
         a, b = old.get(key), new.get(key)
-        if key == "data.root" and isinstance(a, str) and isinstance(b, str):  # the same folder, spelt otherwise
-            a, b = (str(Path(v).expanduser().resolve()) for v in (a, b))
-        if a != b:
-            changes[key] = (old.get(key), new.get(key))
+        if a != b and not (key == "data.root" and _same_path(a, b)):
+            changes[key] = (a, b)
     return changes
 
 

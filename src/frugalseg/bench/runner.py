@@ -49,6 +49,7 @@ from frugalseg.bench.records import (
 )
 from frugalseg.config import RunConfig
 from frugalseg.errors import FrugalsegError
+from frugalseg.resume_check import config_changes
 
 __all__ = [
     "CHECKPOINTS",
@@ -88,39 +89,15 @@ def finished(path: Path) -> bool:
     return (path / "summary.json").is_file()
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and name != "method.options":
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-def _ignored(key: str) -> bool:
-    """``key`` is one of :data:`IGNORED_KEYS` or lies inside one (``schedules.quick.train.iterations``)."""
-    return any(key == k or key.startswith(k + ".") for k in IGNORED_KEYS)
-
-
 def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """What differs between a run's ``config.json`` and the config a row asks for, one line per key.
 
-    Keys in :data:`IGNORED_KEYS` and keys only one side has (a config key added after the run was trained)
-    are not compared; ``data.root`` is compared as a resolved path.
+    The comparison is a resume's (:func:`frugalseg.resume_check.config_changes`) over the keys both sides
+    have (a config key added after the run was trained is not compared), with :data:`IGNORED_KEYS`;
+    ``data.root`` is compared as a resolved path.
     """
-    a, b = _flatten(stored), _flatten(wanted)
-    lines = []
-    for key in sorted(set(a) & set(b)):
-        if _ignored(key):
-            continue
-        left, right = a[key], b[key]
-        if key == "data.root" and left is not None and right is not None:
-            left, right = str(Path(left).expanduser().resolve()), str(Path(right).expanduser().resolve())
-        if left != right:
-            lines.append(f"{key}: run has {left!r}, row wants {right!r}")
-    return lines
+    changes = config_changes(stored, wanted, IGNORED_KEYS, shared_only=True)
+    return [f"{key}: run has {left!r}, row wants {right!r}" for key, (left, right) in changes.items()]
 
 
 def _run_differences(path: Path, config: RunConfig) -> list[str] | None:
