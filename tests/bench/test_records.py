@@ -25,7 +25,7 @@ from frugalseg.bench.records import (
     record_size,
     write_record,
 )
-from frugalseg.bench.runner import RunMismatchError, run_row_seed, train_and_record
+from frugalseg.bench.runner import RunMismatchError, record_finished_run, train_and_record
 from tests.bench.fakes import fake_record, fake_run
 from tests.helpers import shipped_schedule
 
@@ -134,7 +134,7 @@ def test_a_recorded_row_seed_is_not_trained_again_without_its_run_folder(tmp_pat
     assert any("no prediction panel in the record" in line for line in logged)  # the stand-in saved no last.pt
     shutil.rmtree(runs)  # a new session: the machine was wiped, the committed record is all there is
     assert not train_and_record(ROW, 0, DATA, runs, records, log=logged.append)
-    record = run_row_seed(ROW, 0, DATA, runs, log=logged.append, records=records)
+    record = read_record(dest, label="pce", seed=0)
     assert len(trainer.calls) == 1 and no_eval == ["best.pt", "last.pt"] and not runs.exists()
     assert record.path == dest and record.train_seconds == 12.0 and record.summaries["last"]["overall"]
 
@@ -144,7 +144,8 @@ def test_a_finished_run_without_record_is_recorded_not_retrained(tmp_path, train
     runs, records = tmp_path / "runs", tmp_path / "records"
     fake_run(runs, "pce", 0, 0.7, config=_config(), annotations=MASKS)
     (runs / "pce-s0" / "eval_best" / "summary.json").unlink()
-    record = run_row_seed(ROW, 0, DATA, runs, log=lambda _: None, records=records)
+    assert not train_and_record(ROW, 0, DATA, runs, records, log=lambda _: None)
+    record = read_record(records / "pce-s0", label="pce", seed=0)
     assert trainer.calls == [] and no_eval == ["best.pt"]
     assert record.path == records / "pce-s0" and record.counts is not None and record.counts.masks == 68
 
@@ -152,21 +153,20 @@ def test_a_finished_run_without_record_is_recorded_not_retrained(tmp_path, train
 def test_a_record_of_another_config_is_refused_naming_it(tmp_path, trainer):
     runs, records = tmp_path / "runs", tmp_path / "records"
     fake_record(records, runs, "pce", 0, 0.7, _config(extra=["train.iterations=1000"]))
-    for strict in (True, False):  # strict=False reuses a run folder with a warning, never a record
-        wanted = shipped_schedule("quick")["train.iterations"]
-        with pytest.raises(RunMismatchError, match=f"train.iterations: run has 1000, row wants {wanted}") as err:
-            train_and_record(ROW, 0, DATA, runs, records, strict=strict, log=lambda _: None)
-        assert f"record {records / 'pce-s0'}" in str(err.value)
+    wanted = shipped_schedule("quick")["train.iterations"]
+    with pytest.raises(RunMismatchError, match=f"train.iterations: run has 1000, row wants {wanted}") as err:
+        train_and_record(ROW, 0, DATA, runs, records, log=lambda _: None)
+    assert f"record {records / 'pce-s0'}" in str(err.value)
     assert trainer.calls == []
 
 
-def test_a_run_reused_with_a_warning_is_not_recorded(tmp_path, trainer):
+def test_a_finished_run_of_another_config_is_not_recorded(tmp_path, trainer):
     runs, records = tmp_path / "runs", tmp_path / "records"
     fake_run(runs, "pce", 0, 0.7, config=_config(extra=["train.iterations=1000"]))
     logged: list[str] = []
-    record = run_row_seed(ROW, 0, DATA, runs, strict=False, log=logged.append, records=records)
-    assert record.path == runs / "pce-s0" and not (records / "pce-s0").exists()
-    assert any("warning" in line for line in logged) and any("not recorded" in line for line in logged)
+    assert record_finished_run(ROW, 0, DATA, runs, records, log=logged.append) is None
+    assert not (records / "pce-s0").exists() and trainer.calls == []
+    assert any("not recorded: trained with another config" in line for line in logged)
 
 
 def test_only_the_methods_in_the_table_keep_method_state(tmp_path):

@@ -11,7 +11,7 @@ from frugalseg.bench.runner import (
     config_differences,
     evaluate_run,
     load_record,
-    run_row_seed,
+    train_and_record,
     train_or_skip,
 )
 from tests.bench.fakes import fake_run
@@ -44,14 +44,12 @@ def test_killed_run_is_resumed(tmp_path, trainer):
     assert trainer.calls[0]["resume"] and not trainer.calls[0]["overwrite"]
 
 
-def test_finished_run_of_another_config_is_refused_or_reused_with_a_warning(tmp_path, trainer):
+def test_finished_run_of_another_config_is_refused(tmp_path, trainer):
     fake_run(tmp_path, "pce", 0, 0.7, config=_config(extra=["train.iterations=1000"]))
     with pytest.raises(RunMismatchError, match="train.iterations") as err:
         train_or_skip(ROW, 0, DATA, tmp_path)
     assert str(tmp_path / "pce-s0") in str(err.value)
-    logged = []
-    assert not train_or_skip(ROW, 0, DATA, tmp_path, strict=False, log=logged.append)
-    assert trainer.calls == [] and "warning" in logged[0] and "train.iterations" in logged[0]
+    assert trainer.calls == []
 
 
 def test_config_differences_ignores_bookkeeping_and_new_keys():
@@ -94,6 +92,7 @@ def test_records_of_finished_runs_only(tmp_path, trainer, no_eval):
     assert record is not None and record.train_seconds == 321.0 and record.seed == 0
     assert record.per_volume_csv("last") == tmp_path / "pce-s0" / "eval_last" / "per_volume.csv"
     assert load_record("pce", 1, tmp_path, DATA) is None
-    record = run_row_seed(ROW, 1, DATA, tmp_path, log=lambda _: None)
-    assert record.train_seconds == 12.0 and no_eval == ["best.pt", "last.pt"]
+    assert train_and_record(ROW, 1, DATA, tmp_path, log=lambda _: None)
+    record = load_record("pce", 1, tmp_path, DATA)
+    assert record is not None and record.train_seconds == 12.0 and no_eval == ["best.pt", "last.pt"]
     assert runner.finished(tmp_path / "pce-s1")

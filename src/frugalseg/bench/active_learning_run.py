@@ -116,7 +116,7 @@ class LoopRunner:
         config = round_config(self.opts, self.opts.data_root(), seed, ann_path)
         last = run / "checkpoints" / "last.pt"
         if finished(run) or last.is_file():
-            check_run(run, config, strict=True, log=self.log)
+            check_run(run, config)
         if not finished(run):
             resume = last.is_file()
             train_run(config, run, resume=resume, overwrite=not resume, progress=False,

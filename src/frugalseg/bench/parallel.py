@@ -441,7 +441,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     extra = [f"train.threads={args.threads}", *args.extra]
     try:
         if not train_and_record(row, args.seed, args.data, args.runs, args.records, args.schedule, extra,
-                                strict=True, log=lambda line: print(line, flush=True), device=args.device):
+                                log=lambda line: print(line, flush=True), device=args.device):
             print(f"[{row.label} s{args.seed}] finished earlier: skipped", flush=True)
     except FrugalsegError as exc:
         print(f"frugalseg bench [{row.label} s{args.seed}]: error: {exc}", file=sys.stderr, flush=True)

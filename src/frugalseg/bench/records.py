@@ -262,7 +262,7 @@ def read_record(path: Path, which: Sequence[str] = CHECKPOINTS, label: str | Non
 
 
 def read_run(path: Path, label: str, seed: int, which: Sequence[str] = CHECKPOINTS) -> RunRecord:
-    """A :class:`RunRecord` of a scored run folder (:func:`~frugalseg.bench.runner.run_row_seed` without records)."""
+    """A :class:`RunRecord` of a scored run folder (:func:`~frugalseg.bench.runner.load_record`)."""
     return RunRecord(label=label, seed=seed, path=path, train_seconds=_train_seconds(path),
                      summaries=_summaries(path, which), counts=count_run_annotations(path), run=path.as_posix())
 

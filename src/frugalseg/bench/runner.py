@@ -17,9 +17,7 @@ reaches it: scored if needed, then recorded.
 
 Because a folder is found by its label alone, what is reused is checked against the config the row asks for
 (:func:`config_differences`): a run folder or record of other settings (another schedule, another ``--set``)
-is an error rather than a silently wrong table row. A record is always checked strictly; a run folder may be
-reused with a warning (``strict=False``; ``frugalseg bench`` never does), and such a run is then not recorded, so a
-record only ever holds a run of its row.
+is an error rather than a silently wrong table row, so a record only ever holds a run of its row.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ from frugalseg.bench.records import (
     RunRecord,
     has_record,
     predict_panel,
-    read_record,
     read_run,
     record_dir,
     record_size,
@@ -63,7 +60,6 @@ __all__ = [
     "load_record",
     "record_finished_run",
     "run_dir",
-    "run_row_seed",
     "train_and_record",
     "train_or_skip",
 ]
@@ -116,30 +112,24 @@ def _run_differences(path: Path, config: RunConfig) -> list[str] | None:
     return config_differences(stored, config.to_dict())
 
 
-def check_run(path: Path, config: RunConfig, strict: bool = True, log: Log = print) -> bool:
-    """Compare the run in ``path`` (if it has a ``config.json``) with ``config``; see :func:`config_differences`.
+def check_run(path: Path, config: RunConfig) -> None:
+    """Refuse the run in ``path`` if its ``config.json`` differs from ``config`` (see :func:`config_differences`).
 
-    Returns:
-        whether the run matches its row (a run without config.json to compare counts as matching).
+    A run without config.json to compare passes.
 
     Raises:
-        RunMismatchError: they differ and ``strict`` (else a warning is logged).
+        RunMismatchError: they differ, naming the run folder and the keys.
     """
     diff = _run_differences(path, config)
-    if not diff:
-        return True
-    message = f"{path} was trained with another config than its row: " + "; ".join(diff)
-    if strict:
-        raise RunMismatchError(message + ". Use another --runs folder, or delete that run to train it again")
-    log(f"warning: {message} (reused anyway)")
-    return False
+    if diff:
+        raise RunMismatchError(f"{path} was trained with another config than its row: {'; '.join(diff)}. Use "
+                               "another --runs folder, or delete that run to train it again")
 
 
 def check_record(path: Path, config: RunConfig) -> None:
     """Refuse the record in ``path`` unless its run was trained with ``config`` (always strict).
 
-    A record outlives its run folder and feeds committed tables, so a record of other settings is never
-    reused, not even with ``strict=False``, which reuses such a run folder with a warning.
+    A record outlives its run folder and feeds committed tables, so a record of other settings is never reused.
 
     Raises:
         RunMismatchError: they differ, naming the record and the keys; or the record has no config.json.
@@ -161,7 +151,6 @@ def train_or_skip(
     runs: str | Path,
     schedule: str = "quick",
     extra: Sequence[str] = (),
-    strict: bool = True,
     log: Log = print,
 ) -> bool:
     """Train ``row`` with ``seed`` into ``<runs>/<label>-s<seed>`` unless finished; resume a killed run.
@@ -172,21 +161,19 @@ def train_or_skip(
         whether a training ran now.
 
     Raises:
-        RunMismatchError: the folder holds a run of another config (with ``strict``; else a warning is logged).
+        RunMismatchError: the folder holds a run of another config.
     """
     from frugalseg.train import train_run
 
     path = run_dir(runs, row.label, seed)
     config = row_config(row, data, schedule, seed, extra)
     if finished(path) or (path / "checkpoints" / "last.pt").is_file():
-        check_run(path, config, strict, log)
+        check_run(path, config)
     if finished(path):
         return False
     resume = (path / "checkpoints" / "last.pt").is_file()
     t0 = time.perf_counter()
-    # not strict: a run of another config is reused (warned above), so its resume accepts and logs the change
-    train_run(config, path, resume=resume, overwrite=not resume, progress=False,
-              resume_with_changes=resume and not strict)
+    train_run(config, path, resume=resume, overwrite=not resume, progress=False)
     log(f"[{row.label} s{seed}] trained in {time.perf_counter() - t0:.0f} s")
     return True
 
@@ -291,7 +278,6 @@ def train_and_record(
     records: str | Path | None = None,
     schedule: str = "quick",
     extra: Sequence[str] = (),
-    strict: bool = True,
     log: Log = print,
     device: str | None = None,
 ) -> bool:
@@ -305,39 +291,16 @@ def train_and_record(
         whether a training ran now.
 
     Raises:
-        RunMismatchError: the record, or (with ``strict``) the run folder, holds another config.
+        RunMismatchError: the record, or the run folder, holds another config.
     """
     if records is not None:
         dest = record_dir(records, row.label, seed)
         if has_record(dest):
             check_record(dest, row_config(row, data, schedule, seed, extra))
             return False
-    trained = train_or_skip(row, seed, data, runs, schedule, extra, strict, log)
+    trained = train_or_skip(row, seed, data, runs, schedule, extra, log)
     if records is None:
         evaluate_run(run_dir(runs, row.label, seed), data, CHECKPOINTS, device)
     else:
         record_finished_run(row, seed, data, runs, records, schedule, extra, log, device)
     return trained
-
-
-def run_row_seed(
-    row: Row,
-    seed: int,
-    data: str | Path,
-    runs: str | Path,
-    schedule: str = "quick",
-    extra: Sequence[str] = (),
-    strict: bool = True,
-    log: Log = print,
-    device: str | None = None,
-    records: str | Path | None = None,
-) -> RunRecord:
-    """Train (or skip), score and record one row with one seed, and read it back: the unit of a comparison.
-
-    Read from the record when there is one, else from the run folder (no ``records``, or a run of another
-    config reused with ``strict=False``, which is not recorded).
-    """
-    train_and_record(row, seed, data, runs, records, schedule, extra, strict, log, device)
-    if records is not None and has_record(dest := record_dir(records, row.label, seed)):
-        return read_record(dest, CHECKPOINTS, row.label, seed)
-    return read_run(run_dir(runs, row.label, seed), row.label, seed)
