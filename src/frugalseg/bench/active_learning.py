@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -28,7 +27,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from frugalseg.active.scores import STRATEGIES
-from frugalseg.config import DATA_ENV, RunConfig, load_config
+from frugalseg.bench.options import CommonOptions
+from frugalseg.config import RunConfig, load_config
 from frugalseg.data.annotations import AnnotationFile, Item
 from frugalseg.errors import ConfigError, FrugalsegError
 
@@ -80,35 +80,23 @@ def load_loop_spec(path: str | Path | None = None) -> LoopSpec:
             from None
 
 
-@dataclass
-class LoopOptions:
-    """What ``frugalseg bench --active-learning`` was asked (the bench's own arguments, reused)."""
+@dataclass(kw_only=True)
+class LoopOptions(CommonOptions):
+    """What ``frugalseg bench --active-learning`` was asked: the loop's spec and the bench's own arguments.
+
+    Its runs and records lie in folders of their own (``<runs>/active_learning``, ``<out>/results/active_learning``),
+    apart from the rows'.
+    """
 
     spec: LoopSpec
-    data: str | None = None
-    schedule: str = "quick"
-    seeds: Sequence[int] = (0, 1, 2)
-    runs: Path | None = None
-    out: Path = Path("docs")
-    extra: Sequence[str] = ()
-    cost_model: Path | None = None
-    device: str | None = None
-    argv: Sequence[str] | None = None
 
     @property
     def runs_dir(self) -> Path:
-        base = self.runs if self.runs is not None else Path("runs") / "bench" / self.schedule
-        return base / "active_learning"
+        return super().runs_dir / "active_learning"
 
     @property
     def records_dir(self) -> Path:
         return Path(self.out) / RECORDS_FOLDER
-
-    def data_root(self) -> str:
-        root = self.data or os.environ.get(DATA_ENV)
-        if not root:
-            raise ConfigError(f"frugalseg bench needs --data (or ${DATA_ENV}): the folder of the data to train on")
-        return root
 
 
 class RecordMismatchError(FrugalsegError):

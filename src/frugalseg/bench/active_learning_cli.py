@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from frugalseg.bench.active_learning import LoopOptions, load_loop_spec
+from frugalseg.bench.options import common_options
 from frugalseg.errors import ConfigError
 
 __all__ = ["active_learning_command"]
@@ -19,9 +20,7 @@ def active_learning_command(args: argparse.Namespace) -> int:
         raise ConfigError("--only, --row and --doc are about rows of the bench; the active-learning loop has none")
     if args.jobs != 1:
         raise ConfigError("--jobs: the active-learning loop trains one round at a time (each round needs the last)")
-    opts = LoopOptions(spec=load_loop_spec(args.active_learning or None), data=None if args.data is None
-                       else str(args.data), schedule=args.schedule, seeds=args.seeds, runs=args.runs, out=args.out,
-                       extra=args.extra, cost_model=args.cost_model, device=args.device, argv=args.argv)
+    opts = LoopOptions(spec=load_loop_spec(args.active_learning or None), **common_options(args))
     if args.list:
         print(plan_text(opts))
         return 0

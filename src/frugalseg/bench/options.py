@@ -17,10 +17,12 @@ never show different runs under one name.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from frugalseg.bench.matrix import Matrix, Row, parse_row
 from frugalseg.bench.records import has_record, record_dir
@@ -28,7 +30,8 @@ from frugalseg.bench.runner import finished, run_dir
 from frugalseg.config import DATA_ENV
 from frugalseg.errors import ConfigError, FrugalsegError
 
-__all__ = ["PAGE_STEM", "RECORDS_FOLDER", "BenchOptions", "BenchRunsFailedError", "resolve_row"]
+__all__ = ["PAGE_STEM", "RECORDS_FOLDER", "BenchOptions", "BenchRunsFailedError", "CommonOptions", "common_options",
+           "resolve_row"]
 
 PAGE_STEM = "results"
 """Name of the results page in ``--out`` (``results.md``) and of its data folder (``results/``)."""
@@ -55,15 +58,17 @@ def resolve_row(text: str, matrix: Matrix) -> Row:
     return parse_row(text)
 
 
-@dataclass
-class BenchOptions:
-    """What ``frugalseg bench`` was asked (the CLI's arguments)."""
+@dataclass(kw_only=True)
+class CommonOptions:
+    """What every ``frugalseg bench`` was asked, the matrix, ``--row`` and ``--active-learning`` alike.
+
+    The arguments of the data, the schedule, the seeds, and where runs and pages go mean the same in every
+    mode; each mode's options add their own (:class:`BenchOptions`,
+    :class:`~frugalseg.bench.active_learning.LoopOptions`).
+    """
 
     data: str | None = None
     schedule: str = "quick"
-    only: Sequence[str] | None = None
-    rows: Sequence[str] = ()
-    """``--row`` texts: run these rows instead of the matrix (see the module docstring)."""
     seeds: Sequence[int] = (0, 1, 2)
     runs: Path | None = None
     out: Path = Path("docs")
@@ -71,16 +76,38 @@ class BenchOptions:
     cost_model: Path | None = None
     device: str | None = None
     argv: Sequence[str] | None = None
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.runs if self.runs is not None else Path("runs") / "bench" / self.schedule
+
+    def data_root(self) -> str:
+        root = self.data or os.environ.get(DATA_ENV)
+        if not root:
+            raise ConfigError(f"frugalseg bench needs --data (or ${DATA_ENV}): the folder of the data to train on")
+        return root
+
+
+def common_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`CommonOptions` fields from the parsed ``frugalseg bench`` arguments (keyword arguments)."""
+    return {"data": None if args.data is None else str(args.data), "schedule": args.schedule, "seeds": args.seeds,
+            "runs": args.runs, "out": args.out, "extra": args.extra, "cost_model": args.cost_model,
+            "device": args.device, "argv": args.argv}
+
+
+@dataclass(kw_only=True)
+class BenchOptions(CommonOptions):
+    """What ``frugalseg bench`` was asked for the matrix or ``--row`` rows (the CLI's arguments)."""
+
+    only: Sequence[str] | None = None
+    rows: Sequence[str] = ()
+    """``--row`` texts: run these rows instead of the matrix (see the module docstring)."""
     jobs: int = 1
     page_only: bool = False
     """Train nothing; write the page from what is recorded (finished runs without a record get one)."""
     doc: Path | None = None
     """With ``rows``: the Markdown page whose ``block`` gets the rows' tables."""
     block: str | None = None
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.runs if self.runs is not None else Path("runs") / "bench" / self.schedule
 
     @property
     def records_dir(self) -> Path:
@@ -90,12 +117,6 @@ class BenchOptions:
     def done(self, label: str, seed: int) -> bool:
         """The row x seed needs no more training: it has a record, or a finished run folder to record."""
         return has_record(record_dir(self.records_dir, label, seed)) or finished(run_dir(self.runs_dir, label, seed))
-
-    def data_root(self) -> str:
-        root = self.data or os.environ.get(DATA_ENV)
-        if not root:
-            raise ConfigError(f"frugalseg bench needs --data (or ${DATA_ENV}): the folder of the data to train on")
-        return root
 
     def selected_rows(self, matrix: Matrix) -> list[Row]:
         """The rows to train: the ``--row`` rows in the order given, else the matrix's (``--only``) in table order.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 
-from frugalseg.bench.options import BenchOptions
+from frugalseg.bench.options import BenchOptions, common_options
 from frugalseg.bench.session import list_bench, run_bench
 
 __all__ = ["bench_command", "bench_options"]
@@ -33,10 +33,8 @@ __all__ = ["bench_command", "bench_options"]
 
 def bench_options(args: argparse.Namespace) -> BenchOptions:
     """The bench's options from the parsed ``frugalseg bench`` arguments."""
-    return BenchOptions(data=None if args.data is None else str(args.data), schedule=args.schedule,
-                        only=args.only, rows=args.rows, seeds=args.seeds, runs=args.runs, out=args.out,
-                        extra=args.extra, cost_model=args.cost_model, device=args.device, argv=args.argv,
-                        jobs=args.jobs, page_only=args.page_only, doc=args.doc, block=args.block)
+    return BenchOptions(only=args.only, rows=args.rows, jobs=args.jobs, page_only=args.page_only, doc=args.doc,
+                        block=args.block, **common_options(args))
 
 
 def bench_command(args: argparse.Namespace) -> int:
