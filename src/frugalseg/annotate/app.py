@@ -94,6 +94,85 @@ def _guarded(handler: Endpoint) -> Endpoint:
     return endpoint
 
 
+class _Endpoints:
+    """The request handlers over one store, one method each (the routes of :func:`_routes` name them).
+
+    Reading handlers answer from the store and its catalog; changing handlers validate the body with the
+    file's own models and hand it to the store, which checks it against the item and saves the file.
+    """
+
+    def __init__(self, store: AnnotationStore) -> None:
+        self.store = store
+        self.catalog = store.catalog
+
+    async def index(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def session(self, request: Request) -> Response:
+        """What the page needs to start: classes, items with their grids, and where the files are."""
+        items = [{"id": i.item_id, "case": i.case_id, "index": i.index, "height": i.height, "width": i.width}
+                 for i in self.catalog.infos]
+        return JSONResponse({"classes": self.catalog.class_names(), "items": items, "out": str(self.store.path),
+                             "log": str(self.store.log_path), "data": str(self.catalog.data)})
+
+    async def image(self, request: Request) -> Response:
+        """An item's slice as raw bytes, its grid in headers (the page draws it without decoding a format)."""
+        item_id = request.path_params["item_id"]
+        if item_id not in self.catalog:
+            raise UnknownItem(item_id)
+        h, w = self.catalog.grid(item_id)
+        return Response(self.catalog.image_bytes(item_id), media_type="application/octet-stream",
+                        headers={"X-Height": str(h), "X-Width": str(w), "Cache-Control": "no-store"})
+
+    async def item(self, request: Request) -> Response:
+        return JSONResponse(_item_json(self.store.item(request.path_params["item_id"])))
+
+    async def progress(self, request: Request) -> Response:
+        return JSONResponse(progress(self.catalog, self.store.ann))
+
+    def adder(self, kind: Kind) -> Endpoint:
+        """The handler that adds one mark of ``kind`` (a point, scribble or box) to an item."""
+
+        async def add(request: Request) -> Response:
+            item_id = request.path_params["item_id"]
+            self.store.item(item_id)  # 404 before any complaint about the body
+            mark = MARKS[kind].model_validate_json(await _json_body(request), strict=True)
+            return JSONResponse(_change_json(self.store.add(item_id, kind, mark), self.store))
+
+        return add
+
+    async def tags(self, request: Request) -> Response:
+        item_id = request.path_params["item_id"]
+        self.store.item(item_id)
+        body = TagsBody.model_validate_json(await _json_body(request), strict=True)
+        return JSONResponse(_change_json(self.store.set_tags(item_id, body.tags), self.store))
+
+    async def undo(self, request: Request) -> Response:
+        await _json_body(request)  # a change: JSON only, like every other change (see the module docstring)
+        return JSONResponse(_change_json(self.store.undo(), self.store))
+
+    async def redo(self, request: Request) -> Response:
+        await _json_body(request)
+        return JSONResponse(_change_json(self.store.redo(), self.store))
+
+
+def _routes(endpoints: _Endpoints) -> list[Route | Mount]:
+    """Every URL of the page, each handler guarded so that a refusal is a 4xx with a one-line message."""
+    return [
+        Route("/", _guarded(endpoints.index)),
+        Route("/api/session", _guarded(endpoints.session)),
+        Route("/api/progress", _guarded(endpoints.progress)),
+        Route("/api/items/{item_id}", _guarded(endpoints.item)),
+        Route("/api/items/{item_id}/image", _guarded(endpoints.image)),
+        *(Route(f"/api/items/{{item_id}}/{kind}", _guarded(endpoints.adder(kind)), methods=["POST"])
+          for kind in KINDS),
+        Route("/api/items/{item_id}/tags", _guarded(endpoints.tags), methods=["PUT"]),
+        Route("/api/undo", _guarded(endpoints.undo), methods=["POST"]),
+        Route("/api/redo", _guarded(endpoints.redo), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
 def create_app(store: AnnotationStore, allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> Starlette:
     """The page's application over ``store`` (which the caller opens and closes).
 
@@ -101,65 +180,5 @@ def create_app(store: AnnotationStore, allowed_hosts: Sequence[str] = ("127.0.0.
         store: the annotation file and the data's items.
         allowed_hosts: host names requests may be addressed to (the bound host and its aliases).
     """
-    catalog = store.catalog
-
-    async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    async def session(request: Request) -> Response:
-        items = [{"id": i.item_id, "case": i.case_id, "index": i.index, "height": i.height, "width": i.width}
-                 for i in catalog.infos]
-        return JSONResponse({"classes": catalog.class_names(), "items": items, "out": str(store.path),
-                             "log": str(store.log_path), "data": str(catalog.data)})
-
-    async def image(request: Request) -> Response:
-        item_id = request.path_params["item_id"]
-        if item_id not in catalog:
-            raise UnknownItem(item_id)
-        h, w = catalog.grid(item_id)
-        return Response(catalog.image_bytes(item_id), media_type="application/octet-stream",
-                        headers={"X-Height": str(h), "X-Width": str(w), "Cache-Control": "no-store"})
-
-    async def item(request: Request) -> Response:
-        return JSONResponse(_item_json(store.item(request.path_params["item_id"])))
-
-    def adder(kind: Kind) -> Endpoint:
-        async def add(request: Request) -> Response:
-            item_id = request.path_params["item_id"]
-            store.item(item_id)  # 404 before any complaint about the body
-            mark = MARKS[kind].model_validate_json(await _json_body(request), strict=True)
-            return JSONResponse(_change_json(store.add(item_id, kind, mark), store))
-
-        return add
-
-    async def tags(request: Request) -> Response:
-        item_id = request.path_params["item_id"]
-        store.item(item_id)
-        body = TagsBody.model_validate_json(await _json_body(request), strict=True)
-        return JSONResponse(_change_json(store.set_tags(item_id, body.tags), store))
-
-    async def undo(request: Request) -> Response:
-        await _json_body(request)
-        return JSONResponse(_change_json(store.undo(), store))
-
-    async def redo(request: Request) -> Response:
-        await _json_body(request)
-        return JSONResponse(_change_json(store.redo(), store))
-
-    async def progress_view(request: Request) -> Response:
-        return JSONResponse(progress(catalog, store.ann))
-
-    routes = [
-        Route("/", _guarded(index)),
-        Route("/api/session", _guarded(session)),
-        Route("/api/progress", _guarded(progress_view)),
-        Route("/api/items/{item_id}", _guarded(item)),
-        Route("/api/items/{item_id}/image", _guarded(image)),
-        *(Route(f"/api/items/{{item_id}}/{kind}", _guarded(adder(kind)), methods=["POST"]) for kind in KINDS),
-        Route("/api/items/{item_id}/tags", _guarded(tags), methods=["PUT"]),
-        Route("/api/undo", _guarded(undo), methods=["POST"]),
-        Route("/api/redo", _guarded(redo), methods=["POST"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=_routes(_Endpoints(store)), middleware=middleware)
