@@ -779,6 +779,77 @@ def _budget_kinds(items: Sequence[SliceItem], plan: Budget, seed: int) -> tuple[
         {"patients": {k: sorted(p for p, v in by_patient.items() if v == k) for k in used}}
 
 
+@dataclass(frozen=True)
+class _Request:
+    """A simulation request that passed every check needing no data: one kind's options, or a budget."""
+
+    kind: str
+    seed: int
+    options: Any = None
+    """The kind's options record (``None`` with a budget, which carries its own)."""
+    budget: Budget | None = None
+
+
+def _check_request(kind: str, seed: object, budget: str | Path | Mapping[str, Any] | Budget | None,
+                   options: Mapping[str, Any]) -> _Request:
+    """Refuse an unknown kind, a bad seed or option, a budget with another kind or none with ``budget``.
+
+    :func:`simulate_file` runs it before reading the data folder (a typo costs no read), and
+    :func:`simulate_items` for callers that come with their items.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown simulation kind {kind!r} (known: {', '.join(KINDS)})")
+    checked_seed = _check_seed(seed)
+    if kind != "budget":
+        if budget is not None:
+            raise ConfigError(f"a budget (--budget) is only used with kind 'budget', not {kind!r}")
+        return _Request(kind, checked_seed, options=_OPTIONS[kind].from_mapping(options, f"{kind} options"))
+    if budget is None:
+        raise ConfigError("kind 'budget' needs a budget file (--budget FILE)")
+    if options:
+        raise ConfigError("a budget carries its options in its own 'options' block; do not pass options")
+    return _Request(kind, checked_seed, budget=load_budget(budget))
+
+
+def _plan(items: Sequence[SliceItem], request: _Request) -> tuple[dict[str, str] | None, dict[str, Any],
+                                                                   dict[str, Any]]:
+    """Each item's kind, each kind's options, and the provenance that says so.
+
+    One kind for every item (the kinds are then ``None``); or, under a budget, each item's kind from its
+    patient (or its slice), the options of the kinds used, and who got what.
+    """
+    if request.budget is None:
+        return None, {request.kind: request.options}, {"options": request.options.as_dict()}
+    plan = request.budget
+    kinds, who = _budget_kinds(items, plan, request.seed)
+    used = [k for k in BUDGET_KINDS if k in set(kinds.values())]
+    kind_options = {k: plan.kind_options(k) for k in used}
+    recorded = {k: o.as_dict() for k, o in kind_options.items() if o is not None}
+    return kinds, kind_options, {"budget": plan.as_dict(), "options": recorded, **who}
+
+
+def _annotate(items: Sequence[SliceItem], kinds: Mapping[str, str] | None, kind_options: Mapping[str, Any],
+              request: _Request, num_classes: int, origin: str | Path) -> tuple[dict[str, Item], dict[str, list[int]]]:
+    """Every item's annotation (unlabelled ones get none), and the indices of the corrupted boxes by item.
+
+    Each item draws from its own generator (:func:`item_rng`), so the order of ``items`` changes nothing.
+    """
+    out: dict[str, Item] = {}
+    corrupted: dict[str, list[int]] = {}
+    for item in items:
+        this = request.kind if kinds is None else kinds[item.item_id]
+        if this == "unlabelled":
+            continue
+        if item.item_id in out:
+            raise DataError(origin, f"item id {item.item_id!r} occurs twice")
+        label = _check_label(item, num_classes, origin)
+        out[item.item_id], bad = _simulate_one(this, label, item_rng(request.seed, item.item_id),
+                                               kind_options[this], num_classes)
+        if bad:
+            corrupted[item.item_id] = bad
+    return out, corrupted
+
+
 def simulate_items(
     items: Sequence[SliceItem],
     classes: Mapping[int, str],
@@ -810,46 +881,14 @@ def simulate_items(
         ConfigError: unknown kind or option, bad budget, negative seed.
         DataError: an item that needs simulating has no label or a label out of range.
     """
-    if kind not in KINDS:
-        raise ConfigError(f"unknown simulation kind {kind!r} (known: {', '.join(KINDS)})")
-    seed = _check_seed(seed)
-    provenance: dict[str, Any] = {"simulated_from": "masks", "simulator": SIMULATOR, "kind": kind, "seed": seed}
-    if kind == "budget":
-        if budget is None:
-            raise ConfigError("kind 'budget' needs a budget file (--budget FILE)")
-        if options:
-            raise ConfigError("a budget carries its options in its own 'options' block; do not pass options")
-        plan = load_budget(budget)
-        provenance["budget"] = plan.as_dict()
-        kinds, who = _budget_kinds(items, plan, seed)
-        used = [k for k in BUDGET_KINDS if k in set(kinds.values())]
-        kind_options = {k: plan.kind_options(k) for k in used}
-        provenance["options"] = {k: o.as_dict() for k, o in kind_options.items() if o is not None}
-        provenance.update(who)
-    else:
-        if budget is not None:
-            raise ConfigError(f"a budget is only used with kind 'budget', not {kind!r}")
-        opts = _OPTIONS[kind].from_mapping(options, f"{kind} options")
-        provenance["options"] = opts.as_dict()
-        kind_options = {kind: opts}
-        kinds = None
+    request = _check_request(kind, seed, budget, options)
+    kinds, kind_options, planned = _plan(items, request)
     box_options = kind_options.get("boxes")
     if box_options is not None and box_options.corrupt_fraction and box_options.corruption != "shift" \
             and num_classes < 3:
         raise ConfigError(f"boxes: corruption {box_options.corruption!r} needs two foreground classes")
-    out: dict[str, Item] = {}
-    corrupted: dict[str, list[int]] = {}
-    for item in items:
-        this = kind if kinds is None else kinds[item.item_id]
-        if this == "unlabelled":
-            continue
-        if item.item_id in out:
-            raise DataError(origin, f"item id {item.item_id!r} occurs twice")
-        label = _check_label(item, num_classes, origin)
-        out[item.item_id], bad = _simulate_one(this, label, item_rng(seed, item.item_id), kind_options[this],
-                                               num_classes)
-        if bad:
-            corrupted[item.item_id] = bad
+    out, corrupted = _annotate(items, kinds, kind_options, request, num_classes, origin)
+    provenance = {"simulated_from": "masks", "simulator": SIMULATOR, "kind": kind, "seed": request.seed, **planned}
     if box_options is not None and box_options.corrupt_fraction:
         # Which boxes are wrong, so that an evaluation can compare them with the clean ones (never read to train).
         provenance["corrupted_boxes"] = dict(sorted(corrupted.items()))
@@ -887,7 +926,22 @@ def simulate_file(
         ConfigError: bad kind, options, seed or budget.
         DataError: the data folder cannot be read or lacks masks.
     """
-    out = Path(out)
+    out = _check_out(Path(out), overwrite)
+    request = _check_request(kind, seed, budget, options)
+    from frugalseg.data.sources import open_source
+
+    source = open_source(data_root)
+    items = source.training_slices()
+    if not items:
+        raise DataError(Path(data_root), "no training items to simulate from")
+    ann = simulate_items(items, source.classes, source.num_classes, kind, seed, budget=request.budget,
+                         origin=data_root, **options)
+    save_annotations(ann, out, overwrite=overwrite)
+    return ann
+
+
+def _check_out(out: Path, overwrite: bool) -> Path:
+    """Refuse an annotation file path that is a folder, exists (unless ``overwrite``) or lies inside a file."""
     if out.is_dir():
         raise OutputExistsError(out, "it is a folder; give --out the annotation file to write (e.g. clicks.json)")
     if out.exists() and not overwrite:
@@ -895,26 +949,4 @@ def simulate_file(
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise OutputExistsError(parent, f"it is a file, so {out} cannot be written inside it")
-    if kind not in KINDS:
-        raise ConfigError(f"unknown simulation kind {kind!r} (known: {', '.join(KINDS)})")
-    _check_seed(seed)
-    if kind == "budget":
-        if budget is None:
-            raise ConfigError("kind 'budget' needs a budget file (--budget FILE)")
-        budget = load_budget(budget)
-        if options:
-            raise ConfigError("a budget carries its options in its own 'options' block; do not pass options")
-    elif budget is not None:
-        raise ConfigError(f"--budget is only used with --kind budget, not {kind!r}")
-    else:
-        _OPTIONS[kind].from_mapping(options, f"{kind} options")
-    from frugalseg.data.sources import open_source
-
-    source = open_source(data_root)
-    items = source.training_slices()
-    if not items:
-        raise DataError(Path(data_root), "no training items to simulate from")
-    ann = simulate_items(items, source.classes, source.num_classes, kind, seed, budget=budget, origin=data_root,
-                         **options)
-    save_annotations(ann, out, overwrite=overwrite)
-    return ann
+    return out
