@@ -190,8 +190,33 @@ def compute_volume_metrics(
     Raises:
         ValueError: shapes differ, ``spacing`` has the wrong length, or a label lies outside ``[0, num_classes)``.
     """
-    pred = np.asarray(pred)
-    ref = np.asarray(ref)
+    pred, ref, spacing = _checked(pred, ref, num_classes, spacing, case_id)
+    shape, worst = tuple(pred.shape), empty_distance(pred.shape, spacing)
+    # Everything below only looks at foreground voxels, so crop both maps to the box around them. This is
+    # exact, not an approximation: voxels outside the box are background in both maps, which is also what
+    # the erosion assumes beyond an array's border, and nearest surface points always lie inside the box.
+    box = _foreground_box(pred, ref)
+    pred, ref = pred[box], ref[box]
+    dice, jaccard = _overlap(pred, ref, num_classes)
+    hd95, asd, assd, pred_empty, ref_empty = _distances(pred, ref, num_classes, spacing, worst)
+    both_empty, one_empty = pred_empty & ref_empty, pred_empty ^ ref_empty
+    dice[both_empty] = jaccard[both_empty] = 1.0
+    dice[one_empty] = jaccard[one_empty] = 0.0
+    result = VolumeResult(case_id, dice, jaccard, hd95, asd, assd, pred_empty, ref_empty,
+                          units="voxel" if spacing is None else "mm", spacing=spacing, shape=shape)
+    for name in METRICS:
+        if not np.isfinite(result.metric(name)).all():  # cannot happen by construction: fail loudly if it does
+            raise FloatingPointError(f"{case_id or 'volume'}: non-finite {name} {result.metric(name)}")
+    return result
+
+
+def _checked(pred: np.ndarray, ref: np.ndarray, num_classes: int, spacing: Sequence[float] | None,
+             case_id: str) -> tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]:
+    """The label maps as arrays and the spacing as floats, or a ``ValueError`` naming the case and what is off.
+
+    A wrong shape or spacing would otherwise give numbers for the wrong voxels, not an error.
+    """
+    pred, ref = np.asarray(pred), np.asarray(ref)
     if pred.shape != ref.shape:
         raise ValueError(f"{case_id or 'volume'}: prediction shape {pred.shape} differs from reference {ref.shape}")
     if spacing is not None:
@@ -201,37 +226,35 @@ def compute_volume_metrics(
     for name, arr in (("prediction", pred), ("reference", ref)):
         if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
             raise ValueError(f"{case_id or 'volume'}: {name} holds labels outside [0, {num_classes})")
+    return pred, ref, spacing
 
-    n, shape = num_classes - 1, tuple(pred.shape)
-    worst = empty_distance(pred.shape, spacing)
-    # Everything below only looks at foreground voxels, so crop both maps to the box around them. This is
-    # exact, not an approximation: voxels outside the box are background in both maps, which is also what
-    # the erosion assumes beyond an array's border, and nearest surface points always lie inside the box.
-    box = _foreground_box(pred, ref)
-    pred, ref = pred[box], ref[box]
-    dice, jaccard = _overlap(pred, ref, num_classes)
+
+def _distances(pred: np.ndarray, ref: np.ndarray, num_classes: int, spacing: tuple[float, ...] | None,
+               worst: float) -> tuple[np.ndarray, ...]:
+    """HD95, ASD and ASSD per foreground class, and where the prediction and the reference are empty.
+
+    A class empty on both sides scores 0; empty on one side, ``worst`` (:func:`empty_distance`); else the
+    medpy reductions of the surface distances (see the module docstring).
+
+    Returns:
+        ``(hd95, asd, assd, pred_empty, ref_empty)``, each of shape ``(num_classes - 1,)``.
+    """
+    n = num_classes - 1
     hd95, asd, assd = np.zeros(n), np.zeros(n), np.zeros(n)
     pred_empty, ref_empty = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     for k in range(1, num_classes):
         p, r = pred == k, ref == k
         pred_empty[k - 1], ref_empty[k - 1] = not p.any(), not r.any()
         if pred_empty[k - 1] and ref_empty[k - 1]:
-            dice[k - 1] = jaccard[k - 1] = 1.0
             continue
         if pred_empty[k - 1] or ref_empty[k - 1]:
-            dice[k - 1] = jaccard[k - 1] = 0.0
             hd95[k - 1] = asd[k - 1] = assd[k - 1] = worst
             continue
         to_ref, to_pred = surface_distances(p, r, spacing)
         hd95[k - 1] = np.percentile(np.concatenate([to_ref, to_pred]), 95)
         asd[k - 1] = to_ref.mean()
         assd[k - 1] = 0.5 * (to_ref.mean() + to_pred.mean())
-    result = VolumeResult(case_id, dice, jaccard, hd95, asd, assd, pred_empty, ref_empty,
-                          units="voxel" if spacing is None else "mm", spacing=spacing, shape=shape)
-    for name in METRICS:
-        if not np.isfinite(result.metric(name)).all():  # cannot happen by construction: fail loudly if it does
-            raise FloatingPointError(f"{case_id or 'volume'}: non-finite {name} {result.metric(name)}")
-    return result
+    return hd95, asd, assd, pred_empty, ref_empty
 
 
 def class_names(classes: Mapping[int, str] | Sequence[str] | None, n: int) -> list[str]:
