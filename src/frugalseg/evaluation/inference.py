@@ -98,7 +98,7 @@ def _predict(
 ) -> tuple[np.ndarray, int]:
     """:func:`predict_volume`, also returning the number of classes the model predicts."""
     image_resize = ImageResize.parse(image_resize, "image_resize")
-    resize_back = ResizeBack.parse(resize_back, "resize_back")
+    back = ResizeBack.parse(resize_back, "resize_back")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}")
     image = np.asarray(image, dtype=np.float32)
@@ -108,15 +108,10 @@ def _predict(
     d, h, w = volume.shape
     size = (int(patch_size[0]), int(patch_size[1]))
     dev = torch.device(device) if device is not None else _model_device(model)
-    if channels_last is None:
-        channels_last = dev.type in ("cpu", "cuda")
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        cast(Any, model).to(memory_format=torch.channels_last)  # no-op if it is; Module.to's stubs lack the kwarg
-
+    fmt = _memory_format(model, dev, channels_last)
     if image_resize == ImageResize.NEAREST:
         volume = resize_slices(volume, size, order=0)
-    labels = np.empty((d, *size) if resize_back == ResizeBack.LABELS else (d, h, w), dtype=np.uint8)
+    labels = np.empty((d, *size) if back == ResizeBack.LABELS else (d, h, w), dtype=np.uint8)
     num_classes = 0
     was_training = model.training
     model.eval()
@@ -126,25 +121,41 @@ def _predict(
                 x = torch.from_numpy(np.ascontiguousarray(volume[start:start + batch_size]))[:, None].to(dev)
                 if image_resize == ImageResize.BILINEAR and tuple(x.shape[-2:]) != size:
                     x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
-                x = x.contiguous(memory_format=fmt)
-                with _autocast(dev, amp):
-                    logits = model(x)
-                if not isinstance(logits, torch.Tensor):
-                    raise TypeError(f"the model returned {type(logits).__name__}, not a logits tensor")
-                num_classes = int(logits.shape[1])
-                if resize_back == ResizeBack.PROBABILITIES:
-                    probs = torch.softmax(logits.float(), dim=1)
-                    if tuple(probs.shape[-2:]) != (h, w):
-                        probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=True)
-                    out = probs.argmax(dim=1)
-                else:
-                    out = logits.argmax(dim=1)
+                out, num_classes = _batch_labels(model, x.contiguous(memory_format=fmt), amp, back, (h, w))
                 labels[start:start + len(x)] = out.to(torch.uint8).cpu().numpy()
     finally:
         model.train(was_training)
-    if resize_back == ResizeBack.LABELS:
+    if back == ResizeBack.LABELS:
         labels = resize_slices(labels, (h, w), order=0)
     return (labels[0] if image.ndim == 2 else labels), num_classes
+
+
+def _memory_format(model: nn.Module, dev: torch.device, channels_last: bool | None) -> torch.memory_format:
+    """The input layout, and the model moved to it: channels-last by default on CPU and CUDA (faster convolutions)."""
+    if channels_last is None:
+        channels_last = dev.type in ("cpu", "cuda")
+    if channels_last:
+        cast(Any, model).to(memory_format=torch.channels_last)  # no-op if it is; Module.to's stubs lack the kwarg
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _batch_labels(model: nn.Module, x: torch.Tensor, amp: bool, resize_back: ResizeBack,
+                  size: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    """The labels of one batch of slices and the number of classes the model predicts.
+
+    With ``resize_back="probabilities"`` the softmax is resized to the slice's ``size`` before the argmax, so that
+    borders follow the probabilities rather than the coarse labels; otherwise the labels are taken as predicted.
+    """
+    with _autocast(x.device, amp):
+        logits = model(x)
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"the model returned {type(logits).__name__}, not a logits tensor")
+    if resize_back != ResizeBack.PROBABILITIES:
+        return logits.argmax(dim=1), int(logits.shape[1])
+    probs = torch.softmax(logits.float(), dim=1)
+    if tuple(probs.shape[-2:]) != size:
+        probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=True)
+    return probs.argmax(dim=1), int(logits.shape[1])
 
 
 def predict_volume(

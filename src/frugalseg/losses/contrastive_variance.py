@@ -227,13 +227,7 @@ def contrastive_variance_loss(
     Raises:
         ValueError: on an unknown option, τ ≤ 0, ε ≤ 0, or shapes that do not match.
     """
-    input_type = CVInput.parse(input_type, "input_type")
-    negatives = CVNegatives.parse(negatives, "negatives")
-    reduction = CVReduction.parse(reduction, "reduction")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0; got {temperature!r}")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0 (with 0 a class predicted nowhere gives 0/0 = NaN); got {eps!r}")
+    input_type, negatives, reduction = _checked_options(input_type, negatives, reduction, temperature, eps)
     _check_inputs(pred, image)
 
     with torch.autocast(device_type=pred.device.type, enabled=False):
@@ -247,24 +241,8 @@ def contrastive_variance_loss(
         flat = maps.reshape(b * k, -1)  # anchor index a = i * K' + k
         valid = flat.norm(dim=1) > eps
         logits = cosine_similarity_matrix(flat, eps) / temperature  # (M, M)
-
-        img = torch.arange(b, device=pred.device).repeat_interleave(k)
-        cls = torch.arange(k, device=pred.device).repeat(b)
-        same_img = img[:, None] == img[None, :]
-        same_cls = cls[:, None] == cls[None, :]
-        both_valid = valid[:, None] & valid[None, :]
-        pos = same_cls & ~same_img & both_valid
-        neg = ~same_cls & both_valid
-        if negatives is CVNegatives.OTHER_IMAGES:
-            neg = neg & ~same_img
-
-        neg_lse = _masked_logsumexp(logits, neg)  # (M,)
-        # −log(e^{s_ap} / (e^{s_ap} + Σ_n e^{s_an})) = logaddexp(s_ap, lse_n) − s_ap, finite for every pair.
-        pair = torch.logaddexp(logits, neg_lse.unsqueeze(1)) - logits
-        n_pos = pos.sum(dim=1)
-        per_anchor = (pair * pos).sum(dim=1) / n_pos.clamp_min(1)
-        anchor_ok = n_pos > 0
-        per_anchor = per_anchor * anchor_ok
+        pos, neg = _pairs(b, k, valid, negatives)
+        per_anchor, anchor_ok = _anchor_losses(logits, pos, neg)
 
         if reduction is CVReduction.NONE:
             return per_anchor.view(b, k)
@@ -272,6 +250,50 @@ def contrastive_variance_loss(
         if reduction is CVReduction.SUM:
             return total
         return total / anchor_ok.sum().clamp_min(1)
+
+
+def _checked_options(input_type: str | CVInput, negatives: str | CVNegatives, reduction: str | CVReduction,
+                     temperature: float, eps: float) -> tuple[CVInput, CVNegatives, CVReduction]:
+    """The options as enums, or a ``ValueError`` naming the one that is off (before any tensor is touched)."""
+    parsed = (CVInput.parse(input_type, "input_type"), CVNegatives.parse(negatives, "negatives"),
+              CVReduction.parse(reduction, "reduction"))
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0; got {temperature!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0 (with 0 a class predicted nowhere gives 0/0 = NaN); got {eps!r}")
+    return parsed
+
+
+def _pairs(b: int, k: int, valid: Tensor, negatives: CVNegatives) -> tuple[Tensor, Tensor]:
+    """The positive and negative pairs of the ``b * k`` anchors (anchor ``a = i * k + class``), as (M, M) masks.
+
+    Positives: the same class in another image. Negatives: another class (in another image only, with
+    ``negatives="other_images"``). A map that is all zero (``valid`` false) takes part in no pair.
+    """
+    img = torch.arange(b, device=valid.device).repeat_interleave(k)
+    cls = torch.arange(k, device=valid.device).repeat(b)
+    same_img = img[:, None] == img[None, :]
+    same_cls = cls[:, None] == cls[None, :]
+    both_valid = valid[:, None] & valid[None, :]
+    pos = same_cls & ~same_img & both_valid
+    neg = ~same_cls & both_valid
+    if negatives is CVNegatives.OTHER_IMAGES:
+        neg = neg & ~same_img
+    return pos, neg
+
+
+def _anchor_losses(logits: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+    """Each anchor's InfoNCE averaged over its positives (0 for an anchor with none), and which anchors have one.
+
+    Written with a log-sum-exp over the negatives so that every term stays finite, however large the logits.
+    """
+    neg_lse = _masked_logsumexp(logits, neg)  # (M,)
+    # −log(e^{s_ap} / (e^{s_ap} + Σ_n e^{s_an})) = logaddexp(s_ap, lse_n) − s_ap, finite for every pair.
+    pair = torch.logaddexp(logits, neg_lse.unsqueeze(1)) - logits
+    n_pos = pos.sum(dim=1)
+    per_anchor = (pair * pos).sum(dim=1) / n_pos.clamp_min(1)
+    anchor_ok = n_pos > 0
+    return per_anchor * anchor_ok, anchor_ok
 
 
 class ContrastiveVarianceLoss(nn.Module):
@@ -295,15 +317,10 @@ class ContrastiveVarianceLoss(nn.Module):
         eps: float = 1e-8,
     ) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0; got {temperature!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0 (with 0 a class predicted nowhere gives 0/0 = NaN); got {eps!r}")
+        self.input_type, self.negatives, self.reduction = _checked_options(input_type, negatives, reduction,
+                                                                           temperature, eps)
         self.temperature = float(temperature)
-        self.input_type = CVInput.parse(input_type, "input_type")
-        self.negatives = CVNegatives.parse(negatives, "negatives")
         self.include_background = bool(include_background)
-        self.reduction = CVReduction.parse(reduction, "reduction")
         self.eps = float(eps)
 
     def forward(self, pred: Tensor, image: Tensor) -> Tensor:
