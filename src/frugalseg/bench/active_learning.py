@@ -19,18 +19,17 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from frugalseg.active.scores import STRATEGIES
 from frugalseg.bench.options import CommonOptions
+from frugalseg.bench.yaml_models import load_yaml_model, shipped_file
 from frugalseg.config import RunConfig, load_config
 from frugalseg.data.annotations import AnnotationFile, Item
-from frugalseg.errors import ConfigError, FrugalsegError
+from frugalseg.errors import FrugalsegError
 
 __all__ = ["LoopOptions", "LoopSpec", "RecordMismatchError", "RoundRecord", "comparable", "load_loop_spec",
            "loop_spec_path", "read_record", "record_path", "round_config", "with_masks"]
@@ -63,21 +62,12 @@ class LoopSpec(BaseModel):
 
 
 def loop_spec_path() -> Path:
-    return Path(str(resources.files("frugalseg.bench") / "active_learning.yaml"))
+    return shipped_file("active_learning.yaml")
 
 
 def load_loop_spec(path: str | Path | None = None) -> LoopSpec:
     """Read a loop spec (default: the shipped one); :class:`ConfigError` naming the file and the key."""
-    path = Path(path) if path is not None else loop_spec_path()
-    try:
-        return LoopSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the active-learning spec ({exc})") from exc
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}") \
-            from None
+    return load_yaml_model(Path(path) if path is not None else loop_spec_path(), LoopSpec, "the active-learning spec")
 
 
 @dataclass(kw_only=True)

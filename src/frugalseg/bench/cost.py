@@ -21,15 +21,13 @@ What is counted (K = the number of foreground classes the file declares, 3 for A
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from frugalseg.bench.yaml_models import load_yaml_model, shipped_file
 from frugalseg.data.annotations import AnnotationFile, load_annotations
-from frugalseg.errors import ConfigError
 
 __all__ = [
     "AnnotationCounts",
@@ -143,21 +141,9 @@ def run_annotation_cost(path: str | Path, model: CostModel) -> Cost | None:
 
 
 def cost_model_path() -> Path:
-    return Path(str(resources.files("frugalseg.bench") / "cost_model.yaml"))
+    return shipped_file("cost_model.yaml")
 
 
 def load_cost_model(path: str | Path | None = None) -> CostModel:
     """Read a cost model (default: the shipped one); :class:`ConfigError` naming the file and the bad key."""
-    path = Path(path) if path is not None else cost_model_path()
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return CostModel.model_validate(tree)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the cost model ({exc})") from exc
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: "
-            f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
+    return load_yaml_model(Path(path) if path is not None else cost_model_path(), CostModel, "the cost model")

@@ -12,12 +12,11 @@ a line of YAML, not code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from frugalseg.bench.yaml_models import load_yaml_model, shipped_file
 from frugalseg.config import RunConfig, load_config
 from frugalseg.errors import ConfigError
 
@@ -177,17 +176,9 @@ class Matrix(_Strict):
 
 
 def matrix_path() -> Path:
-    return Path(str(resources.files("frugalseg.bench") / "matrix.yaml"))
+    return shipped_file("matrix.yaml")
 
 
 def load_matrix(path: str | Path | None = None) -> Matrix:
     """Read the matrix (default: the one shipped with the package); :class:`ConfigError` naming the file."""
-    path = Path(path) if path is not None else matrix_path()
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Matrix.model_validate(tree)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the bench matrix ({exc})") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from exc
+    return load_yaml_model(Path(path) if path is not None else matrix_path(), Matrix, "the bench matrix")

@@ -8,13 +8,12 @@ citation, split or schedule, and a budget the matrix does not have.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from frugalseg.bench.yaml_models import load_yaml_model, shipped_file
 from frugalseg.errors import ConfigError
 
 __all__ = ["PaperEntry", "PaperResults", "PaperSource", "load_paper_results", "paper_results_path"]
@@ -72,7 +71,7 @@ class PaperResults(_Strict):
 
 
 def paper_results_path() -> Path:
-    return Path(str(resources.files("frugalseg.bench") / "paper_results.yaml"))
+    return shipped_file("paper_results.yaml")
 
 
 def load_paper_results(
@@ -86,13 +85,7 @@ def load_paper_results(
         rows: the matrix's row labels; an entry standing beside another row is an error.
     """
     path = Path(path) if path is not None else paper_results_path()
-    try:
-        results = PaperResults.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the papers' numbers ({exc})") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from exc
+    results = load_yaml_model(path, PaperResults, "the papers' numbers")
     if budgets is not None:
         unknown = sorted(({e.budget for e in results.entries} | set(results.missing)) - budgets)
         if unknown:
