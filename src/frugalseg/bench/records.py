@@ -443,34 +443,46 @@ def write_record(
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
     tmp.mkdir()
     try:
-        for src in _required_files(run, which):
-            _copy_synced(src, tmp / src.relative_to(run))
-        if (run / VALIDATION_LOG).is_file():
-            _copy_synced(run / VALIDATION_LOG, tmp / VALIDATION_LOG)
-        tree = {"format": RECORD_FORMAT, **meta}
-        counts = count_run_annotations(run)
-        tree["annotations"] = None if counts is None else dataclasses.asdict(counts)
-        tree["panel"] = None
-        if panel is not None:
-            buf = io.BytesIO()
-            np.savez_compressed(buf, labels=panel.labels)
-            _write_bytes_synced(tmp / "panel.npz", buf.getvalue())
-            tree["panel"] = {"file": "panel.npz", "checkpoint": PANEL_CHECKPOINT, "case": panel.case,
-                             "slices": list(panel.slices), "shape": list(panel.labels.shape)}
-        if method_state is not None:
-            buf = io.BytesIO()
-            arrays: dict[str, Any] = dict(method_state.arrays)  # numpy's stubs read ** as allow_pickle
-            np.savez_compressed(buf, **arrays)
-            _write_bytes_synced(tmp / METHOD_STATE_FILE, buf.getvalue())
-            tree["method_state"] = {"file": METHOD_STATE_FILE, "checkpoint": method_state.checkpoint,
-                                    "iteration": method_state.iteration, "keys": sorted(method_state.arrays)}
-        _write_bytes_synced(tmp / "record.json", (json.dumps(tree, indent=2) + "\n").encode())
+        _fill_record(tmp, run, meta, panel, which, method_state)
         os.rename(tmp, dest)  # atomic; fails if another writer won the race (dest then a non-empty folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _sync_folder(dest.parent)
     return dest
+
+
+def _fill_record(tmp: Path, run: Path, meta: dict[str, Any], panel: Panel | None, which: Sequence[str],
+                 method_state: MethodState | None) -> None:
+    """Write the record's files into the (hidden) folder ``tmp``, each synced, ``record.json`` last.
+
+    The copies of the run's files come first, then the arrays (panel, method state), then ``record.json``,
+    which says what the others are.
+    """
+    for src in _required_files(run, which):
+        _copy_synced(src, tmp / src.relative_to(run))
+    if (run / VALIDATION_LOG).is_file():
+        _copy_synced(run / VALIDATION_LOG, tmp / VALIDATION_LOG)
+    tree = {"format": RECORD_FORMAT, **meta}
+    counts = count_run_annotations(run)
+    tree["annotations"] = None if counts is None else dataclasses.asdict(counts)
+    tree["panel"] = None
+    if panel is not None:
+        _write_npz_synced(tmp / "panel.npz", {"labels": panel.labels})
+        tree["panel"] = {"file": "panel.npz", "checkpoint": PANEL_CHECKPOINT, "case": panel.case,
+                         "slices": list(panel.slices), "shape": list(panel.labels.shape)}
+    if method_state is not None:
+        _write_npz_synced(tmp / METHOD_STATE_FILE, dict(method_state.arrays))
+        tree["method_state"] = {"file": METHOD_STATE_FILE, "checkpoint": method_state.checkpoint,
+                                "iteration": method_state.iteration, "keys": sorted(method_state.arrays)}
+    _write_bytes_synced(tmp / "record.json", (json.dumps(tree, indent=2) + "\n").encode())
+
+
+def _write_npz_synced(path: Path, arrays: dict[str, Any]) -> None:
+    """Compressed ``.npz`` of ``arrays``, synced (numpy's stubs read ``**arrays`` as ``allow_pickle``: ``Any``)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _write_bytes_synced(path, buf.getvalue())
 
 
 def _sync_folder(folder: Path) -> None:
