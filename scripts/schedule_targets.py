@@ -84,9 +84,10 @@ def last_dice(records: Sequence[RunRecord]) -> SeedStats:
     return aggregate([metric_value(r.summaries["last"], "dice") for r in records])
 
 
-def minutes(records: Sequence[RunRecord]) -> SeedStats:
-    """Training minutes per run (evaluation excluded), over seeds."""
-    return aggregate([r.train_seconds / 60.0 for r in records])
+def minutes(records: Sequence[RunRecord]) -> str:
+    """Training minutes per run (evaluation excluded), mean ± std over seeds, to a tenth of a minute."""
+    stats = aggregate([r.train_seconds / 60.0 for r in records])
+    return f"{stats.mean:.1f} min" + ("" if stats.std is None else f" ± {stats.std:.1f}")
 
 
 def _seeds_left(records: Sequence[RunRecord]) -> str:
@@ -101,10 +102,10 @@ def verdict(target: Target, rows: dict[str, list[RunRecord]]) -> tuple[str, str,
     if not records or (target.above and not other):
         return "not run yet", "0", "open"
     if target.max_minutes is not None:
-        stats = minutes(records)
+        spent = minutes(records)
         if max(r.train_seconds for r in records) / 60.0 <= target.max_minutes:
-            return f"{stats} min", str(stats.n), "met" + _seeds_left(records)
-        return f"{stats} min", str(stats.n), ("open: above the limit beside another run, an upper bound of a run "
+            return spent, str(len(records)), "met" + _seeds_left(records)
+        return spent, str(len(records)), ("open: above the limit beside another run, an upper bound of a run "
                                               "alone (a quiet `benchmarks/time_to_accuracy.py --calibrate` decides)")
     stats = last_dice(records)
     if target.above:
