@@ -5,8 +5,10 @@ A **row** is one training run spelled as ``label=config[,key=value...]`` (the fo
 ``docs/methods/*.md`` use for baselines). A **budget** is one table of ``docs/results.md``: the rows
 trained on that annotation budget, split into baselines and the methods compared with them. A row listed
 by two budgets is trained once (``supervised7`` is the masks-only baseline of both ``masks7`` and
-``masks7_boxes``). The matrix itself is data (``matrix.yaml`` beside this module), so that adding a row is
-a line of YAML, not code.
+``masks7_boxes``). A **note** is a caveat on a row that the results page prints under every table listing
+it, before and after the row is trained (``medsam_boxes``: the model that makes its labels may have seen the
+data). The matrix itself is data (``matrix.yaml`` beside this module), so that adding a row or a note is a
+line of YAML, not code.
 """
 
 from __future__ import annotations
@@ -130,11 +132,16 @@ class Estimates(_Strict):
 
 
 class Matrix(_Strict):
-    """Rows by label, budgets in table order, time estimates."""
+    """Rows by label, budgets in table order, time estimates, and the caveats the results page prints."""
 
     rows: dict[str, str]
     budgets: tuple[Budget, ...]
     estimates: Estimates
+    notes: dict[str, str] = Field(
+        default_factory=dict,
+        description="a caveat per row label (one paragraph of Markdown), printed under every table that lists "
+                    "the row, finished or not: what a reader must know before comparing its numbers",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Matrix:
@@ -148,6 +155,12 @@ class Matrix(_Strict):
         unused = sorted(set(self.rows) - used)
         if unused:
             raise ValueError(f"rows {unused} are in no budget")
+        stray = sorted(set(self.notes) - set(self.rows))
+        if stray:
+            raise ValueError(f"notes name unknown rows {stray}")
+        empty = sorted(label for label, text in self.notes.items() if not text.strip())
+        if empty:
+            raise ValueError(f"notes of rows {empty} are empty")
         names = [b.name for b in self.budgets]
         if len(set(names)) != len(names):
             raise ValueError(f"budget names repeat: {names}")
