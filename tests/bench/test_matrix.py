@@ -90,6 +90,12 @@ def test_budget_rows_simulate_their_budget():
     ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a]}]\nnotes: {a: ' '}\n"
      "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
      "empty"),
+    ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a], include: results/../../x.md}]\n"
+     "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
+     "outside the page's folder"),
+    ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a], include: /etc/x.md}]\n"
+     "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
+     "include"),
     ("rows: [", "cannot read"),
 ])
 def test_bad_matrix_file_names_itself(tmp_path, text, problem):

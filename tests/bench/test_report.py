@@ -4,6 +4,7 @@ from frugalseg.bench.cost import counts_cost, load_cost_model
 from frugalseg.bench.matrix import load_matrix, row_config
 from frugalseg.bench.papers import load_paper_results
 from frugalseg.bench.report import Header, RowResult, render_report
+from frugalseg.bench.results_page import included
 from frugalseg.bench.runner import load_record
 from tests.bench.fakes import fake_run
 
@@ -82,3 +83,21 @@ def test_report_prints_each_rows_note_under_every_table_that_lists_it_trained_or
     assert "apply here too" in sections["Appendix"]
     plain = render_report(matrix.model_copy(update={"notes": {}}), results, load_paper_results(), model, header, {}, {})
     assert "Read with care" not in plain
+
+
+def test_a_budgets_include_file_is_printed_under_its_table_or_said_missing(tmp_path):
+    matrix, results, model = _results(tmp_path, {})
+    assert [b.include for b in matrix.budgets if b.include] == ["results/medsam_quality_masks7_boxes.md",
+                                                                "results/medsam_quality_masks3_boxes_tags.md"]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "medsam_quality_masks7_boxes.md").write_text("Made by a script.\n\n| a | b |\n")
+    inserts = included(matrix, tmp_path)
+    assert inserts == {"masks7_boxes": "Made by a script.\n\n| a | b |\n",
+                       "masks3_boxes_tags": "`results/medsam_quality_masks3_boxes_tags.md`, which this section "
+                                            "includes, is not written yet."}
+    header = Header(written="2026-01-01 00:00 UTC", commit="abc1234", machine="m", command="frugalseg bench",
+                    schedule="quick", schedule_shape="s", seeds=[0], data="/d", runs="r")
+    text = render_report(matrix, results, load_paper_results(), model, header, {}, {}, inserts)
+    sections = {s.split(":", 1)[0]: s for s in text.split("\n## ")[1:]}
+    assert "Made by a script.\n\n| a | b |\n" in sections["masks7_boxes"]
+    assert "is not written yet" in sections["masks3_boxes_tags"] and "Made by" not in sections["masks3_boxes_tags"]

@@ -83,6 +83,11 @@ class Budget(_Strict):
     title: str
     baselines: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
+    include: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.md$",
+        description="a Markdown file beside the page (a path under the page's folder) that a script writes and "
+                    "the page prints under this budget's table, e.g. results/medsam_quality_masks7_boxes.md",
+    )
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -155,6 +160,9 @@ class Matrix(_Strict):
         unused = sorted(set(self.rows) - used)
         if unused:
             raise ValueError(f"rows {unused} are in no budget")
+        climbing = [b.name for b in self.budgets if b.include and ".." in b.include.split("/")]
+        if climbing:
+            raise ValueError(f"budgets {climbing} include a file outside the page's folder")
         stray = sorted(set(self.notes) - set(self.rows))
         if stray:
             raise ValueError(f"notes name unknown rows {stray}")
