@@ -21,6 +21,7 @@ from frugalseg.bench.records import (
     has_record,
     read_record,
     read_run,
+    read_validation_log,
     record_dir,
     record_size,
     write_record,
@@ -74,6 +75,29 @@ def test_record_holds_the_runs_small_files_and_reads_back(tmp_path):
     # the annotation file (140 KB on the ACDC budgets) is not copied
     assert record_size(dest) < 100_000 and not (dest / "annotations.json").exists()
     assert [p.name for p in dest.parent.iterdir()] == ["pce-s0"]  # no temporary folder left
+
+
+def test_the_validation_curve_is_kept_when_the_run_has_one(tmp_path):
+    run = fake_run(tmp_path / "runs", "pce", 0, 0.7, config=_config(), annotations=MASKS)
+    bare = write_record(run, record_dir(tmp_path / "records", "pce", 0), META)
+    assert read_record(bare).validation_curve() == []  # a record of before the curve was kept: no curve, no error
+    (run / "val_log.csv").write_text("iteration,dice,hd95,dice_RV\n500,0.5,20.0,0.4\n1000,0.75,9.5,\n")
+    dest = write_record(run, record_dir(tmp_path / "records", "pce", 1), {**META, "seed": 1})
+    assert (dest / "val_log.csv").read_bytes() == (run / "val_log.csv").read_bytes()
+    # an empty cell (a class not scored at that point) is left out, not read as 0
+    assert read_record(dest).validation_curve() == [
+        {"iteration": 500.0, "dice": 0.5, "hd95": 20.0, "dice_RV": 0.4}, {"iteration": 1000.0, "dice": 0.75, "hd95": 9.5}]
+    assert read_run(run, "pce", 0).validation_curve()[1]["dice"] == 0.75
+
+
+@pytest.mark.parametrize("text, expected", [("iteration,dice\n500,high\n", "cannot read the validation curve"),
+                                            ("iteration,hd95\n500,3.0\n", "needs the columns iteration and dice")])
+def test_a_broken_validation_curve_is_refused_naming_the_file(tmp_path, text, expected):
+    path = tmp_path / "val_log.csv"
+    path.write_text(text)
+    with pytest.raises(RecordError, match=expected) as info:
+        read_validation_log(path)
+    assert str(path) in str(info.value)
 
 
 def test_a_killed_writer_leaves_no_record(tmp_path, monkeypatch):

@@ -12,6 +12,8 @@ one store, ``docs/results/runs/`` (:mod:`frugalseg.bench.options`), so a row's r
                                      trained in, date, commit, annotation counts, the prediction panel's slices
         config.json                  the run's resolved config (the row check compares it, as for a run folder)
         summary.json                 the run's training summary (training seconds, best iteration, ...)
+        val_log.csv                  (optional) the validation curve: Dice at every ``train.val_every``
+                                     iterations, as the engine logged it (records of before 2026-12-06 lack it)
         eval_best/summary.json       ``frugalseg eval`` of checkpoints/best.pt, as the runner wrote it
         eval_best/per_volume.csv
         eval_last/summary.json       the same for checkpoints/last.pt
@@ -34,6 +36,7 @@ killed writer are ignored (and git-ignored).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import json
@@ -55,6 +58,7 @@ __all__ = [
     "METHOD_STATE_FILE",
     "RECORDED_METHOD_STATE",
     "RECORD_FORMAT",
+    "VALIDATION_LOG",
     "MethodState",
     "Panel",
     "RecordError",
@@ -64,6 +68,7 @@ __all__ = [
     "predict_panel",
     "read_record",
     "read_run",
+    "read_validation_log",
     "record_dir",
     "record_size",
     "recorded_method_state",
@@ -88,6 +93,10 @@ SIZE_WARNING_BYTES = 100_000
 """A record above this size is reported: records are committed, and one is expected to take tens of KB."""
 
 EVAL_FILES: tuple[str, ...] = ("summary.json", "per_volume.csv")
+
+VALIDATION_LOG = "val_log.csv"
+"""The engine's validation curve in a run folder, copied into its record when the run has one, so learning
+curves (``scripts/schedule_targets.py``: is a row still rising at its last iteration?) outlive the run folder."""
 
 
 METHOD_STATE_FILE = "method_state.npz"
@@ -190,6 +199,35 @@ class RunRecord:
         except (OSError, KeyError, ValueError) as exc:
             raise RecordError(f"{path}: cannot read the recorded method state ({exc})") from exc
         return MethodState(str(info["checkpoint"]), int(info["iteration"]), arrays)
+
+    def validation_curve(self) -> list[dict[str, float]]:
+        """The recorded validation curve, one dict per validation (``iteration``, ``dice``, per-class Dice, ...).
+
+        Empty when the record has none (written before records kept it, or a run that never validated).
+
+        Raises:
+            RecordError: the file exists but is not a readable curve.
+        """
+        return read_validation_log(self.path / VALIDATION_LOG)
+
+
+def read_validation_log(path: Path) -> list[dict[str, float]]:
+    """Rows of an engine validation log (``val_log.csv``) as floats; ``[]`` when the file does not exist.
+
+    Raises:
+        RecordError: the file is unreadable, lacks ``iteration`` or ``dice``, or holds a non-number.
+    """
+    if not path.is_file():
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        curve = [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in rows]
+    except (OSError, ValueError, csv.Error) as exc:
+        raise RecordError(f"{path}: cannot read the validation curve ({exc})") from exc
+    if any("iteration" not in row or "dice" not in row for row in curve):
+        raise RecordError(f"{path}: a validation curve needs the columns iteration and dice")
+    return curve
 
 
 def record_dir(records: str | Path, label: str, seed: int) -> Path:
@@ -407,6 +445,8 @@ def write_record(
     try:
         for src in _required_files(run, which):
             _copy_synced(src, tmp / src.relative_to(run))
+        if (run / VALIDATION_LOG).is_file():
+            _copy_synced(run / VALIDATION_LOG, tmp / VALIDATION_LOG)
         tree = {"format": RECORD_FORMAT, **meta}
         counts = count_run_annotations(run)
         tree["annotations"] = None if counts is None else dataclasses.asdict(counts)

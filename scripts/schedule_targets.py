@@ -1,0 +1,229 @@
+"""Issue #21's targets for the CPU schedule, checked from the bench's records: a table and a figure.
+
+The targets say what the ``quick`` schedule must reach on the ACDC validation volumes (``last.pt``, mean of
+3 seeds) and how long a run may take, so that the bench ranks methods by what they reach, not by how fast
+they start. Their evidence is the bench's own rows (``supervised``, ``supervised7``, ``supervised3``,
+``mean_teacher7``, ``mean_teacher3``, ``dii_dcr``): this script reads their committed records, never a number
+typed by hand, and writes
+
+- the ``<!-- schedule_targets -->`` block of ``docs/performance.md``: each target with the measured value
+  (mean ± sample std over the seeds recorded), the seeds it rests on and a verdict; then each row's validation
+  curve at a few iterations (mean over seeds) and its gain over the last 500 iterations, which says whether
+  a row that falls short has flattened or was still rising when the schedule stopped;
+- ``docs/figures/schedule_targets.png``: validation Dice against iteration for those rows, mean ± std band.
+
+A row with fewer than 3 seeds is reported as it stands and its verdict says how many seeds are left: the
+bench is re-run over several sessions (``frugalseg bench --list`` says what is left).
+
+Records written before 2026-12-06 hold no validation curve; ``--backfill-curves`` copies a record's curve
+from the run folder it names when that folder still holds the very run (same ``config.json``).
+
+    python scripts/schedule_targets.py --records docs/results/runs --before docs/results/archive/quick-2000it \\
+        --page docs/performance.md --figure docs/figures/schedule_targets.png [--backfill-curves]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from frugalseg.bench.records import VALIDATION_LOG, RunRecord, has_record, read_record
+from frugalseg.bench.tables import SeedStats, aggregate, metric_value
+from frugalseg.files import replace_marked_block
+
+SEEDS_NEEDED = 3
+"""The targets are means of 3 seeds (issue #21)."""
+
+CURVE_ROWS: tuple[str, ...] = ("supervised", "supervised7", "supervised3", "mean_teacher7", "mean_teacher3")
+"""Rows whose validation curves the block and the figure show."""
+
+CURVE_POINTS: tuple[int, ...] = (500, 1000, 2000, 3000)
+"""Iterations at which the curve table reads each curve, beside its last point."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of issue #21: a floor on one row's Dice, a row above another, or a ceiling on minutes."""
+
+    text: str
+    row: str
+    floor: float | None = None
+    above: str | None = None
+    max_minutes: float | None = None
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("supervised, all masks: Dice >= 0.89", "supervised", floor=0.89),
+    Target("supervised, 7 patients: Dice >= 0.80", "supervised7", floor=0.80),
+    Target("supervised, 3 patients: Dice >= 0.55", "supervised3", floor=0.55),
+    Target("mean teacher above supervised, 7 patients", "mean_teacher7", above="supervised7"),
+    Target("mean teacher above supervised, 3 patients", "mean_teacher3", above="supervised3"),
+    Target("a single-network run: <= 20 min", "supervised", max_minutes=20.0),
+    Target("a DII + DCR run (two networks): <= 45 min", "dii_dcr", max_minutes=45.0),
+)
+"""The targets as issue #21 states them (its thresholds, not results)."""
+
+
+def read_rows(folder: Path, rows: Sequence[str]) -> dict[str, list[RunRecord]]:
+    """The records of ``rows`` in a record store, by row, in seed order (rows without records are absent)."""
+    found: dict[str, list[RunRecord]] = {}
+    for row in rows:
+        paths = sorted(p for p in folder.glob(f"{row}-s*") if has_record(p) and p.name[len(row) + 2:].isdigit())
+        if paths:
+            found[row] = [read_record(p) for p in sorted(paths, key=lambda p: int(p.name[len(row) + 2:]))]
+    return found
+
+
+def last_dice(records: Sequence[RunRecord]) -> SeedStats:
+    """Mean ± std over seeds of the mean validation Dice of ``last.pt`` (the bench's protocol)."""
+    return aggregate([metric_value(r.summaries["last"], "dice") for r in records])
+
+
+def minutes(records: Sequence[RunRecord]) -> SeedStats:
+    """Training minutes per run (evaluation excluded), over seeds."""
+    return aggregate([r.train_seconds / 60.0 for r in records])
+
+
+def _seeds_left(records: Sequence[RunRecord]) -> str:
+    left = SEEDS_NEEDED - len(records)
+    return f"; {left} of {SEEDS_NEEDED} seeds still to run" if left > 0 else ""
+
+
+def verdict(target: Target, rows: dict[str, list[RunRecord]]) -> tuple[str, str, str]:
+    """(measured, seeds, verdict) cells of one target; a target without records is open."""
+    records = rows.get(target.row, [])
+    other = rows.get(target.above, []) if target.above else []
+    if not records or (target.above and not other):
+        return "not run yet", "0", "open"
+    if target.max_minutes is not None:
+        stats = minutes(records)
+        ok = max(r.train_seconds for r in records) / 60.0 <= target.max_minutes
+        return f"{stats} min", str(stats.n), ("met" if ok else "not met") + _seeds_left(records)
+    stats = last_dice(records)
+    if target.above:
+        base = last_dice(other)
+        diff = stats.mean - base.mean
+        measured = f"{stats} against {base} ({diff:+.3f})"
+        seeds = f"{stats.n} + {base.n}"
+        return measured, seeds, ("met" if diff > 0 else "not met") + _seeds_left(records) + _seeds_left(other)
+    assert target.floor is not None
+    short = target.floor - stats.mean
+    word = "met" if short <= 0 else f"not met: {short:.3f} short"
+    return str(stats), str(stats.n), word + _seeds_left(records)
+
+
+def mean_curve(records: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(iterations, mean Dice, std Dice) over the seeds whose records hold a curve, at their common points."""
+    curves = [{int(p["iteration"]): p["dice"] for p in r.validation_curve()} for r in records]
+    curves = [c for c in curves if c]
+    if not curves:
+        return np.array([]), np.array([]), np.array([])
+    common = sorted(set.intersection(*(set(c) for c in curves)))
+    values = np.array([[c[i] for i in common] for c in curves])
+    std = values.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(common))
+    return np.array(common), values.mean(axis=0), std
+
+
+def curve_rows(rows: dict[str, list[RunRecord]]) -> list[str]:
+    """Markdown rows: each row's mean validation Dice at :data:`CURVE_POINTS` and at its end, and its last gain."""
+    lines = []
+    for row in CURVE_ROWS:
+        its, mean, _ = mean_curve(rows.get(row, []))
+        if not len(its):
+            continue
+        at = dict(zip(its.tolist(), mean.tolist()))
+        cells = [f"{at[i]:.3f}" if i in at else "" for i in CURVE_POINTS]
+        gain = at[its[-1]] - at[its[-1] - 500] if its[-1] - 500 in at else float("nan")
+        seeds = sum(1 for r in rows[row] if r.validation_curve())
+        lines.append(f"| {row} | {seeds} | " + " | ".join(cells) + f" | {mean[-1]:.3f} ({its[-1]}) | {gain:+.3f} |")
+    return lines
+
+
+def block(rows: dict[str, list[RunRecord]], before: dict[str, list[RunRecord]], command: str) -> str:
+    """The ``schedule_targets`` block: the targets' table, the curves' table and the figure."""
+    lines = [f"Written by `{command}` from the bench's records; do not edit by hand.", "",
+             "| target | measured (`last.pt`, mean ± std over seeds) | seeds | verdict | former schedule (2000 it, SGD) |",
+             "| --- | --- | --- | --- | --- |"]
+    for target in TARGETS:
+        measured, seeds, word = verdict(target, rows)
+        old = "" if target.max_minutes is not None else verdict(target, before)[0]
+        lines.append(f"| {target.text} | {measured} | {seeds} | {word} | {old} |")
+    lines += ["", "Minutes are training minutes of the run's record (`summary.json`, evaluation excluded). The bench "
+              "trains two runs side by side with one thread each (`--jobs 2`), so they are what a run takes on one "
+              "core beside another run: an upper bound of a run alone on the 2-core CPU.", "",
+              "Validation Dice along each row's curve (mean over the seeds whose records hold a curve; validation "
+              "every 500 iterations on `last` weights):", "",
+              "| row | curves | " + " | ".join(f"it {i}" for i in CURVE_POINTS) + " | at end (it) | last 500 it |",
+              "| --- | --- | " + " | ".join("---" for _ in CURVE_POINTS) + " | --- | --- |",
+              *curve_rows(rows), "", "![schedule targets](figures/schedule_targets.png)"]
+    return "\n".join(lines)
+
+
+def plot(rows: dict[str, list[RunRecord]], figure: Path) -> None:
+    """Validation Dice against iteration, one line per row with a ± std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for row in CURVE_ROWS:
+        its, mean, std = mean_curve(rows.get(row, []))
+        if len(its):
+            (line,) = ax.plot(its, mean, marker="o", label=f"{row} ({len(rows[row])} seeds)")
+            ax.fill_between(its, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    for target in TARGETS:
+        if target.floor is not None:
+            ax.axhline(target.floor, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("iteration (quick schedule: AdamW, cosine to 0 at the last)")
+    ax.set_ylabel("validation Dice (mean of RV, Myo, LV)")
+    ax.set_title("ACDC validation Dice along the CPU schedule (dotted: issue #21's floors)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
+
+
+def backfill_curves(folder: Path, rows: Sequence[str], log: Callable[[str], None] = print) -> None:
+    """Copy the validation curve into records that lack it, from the run folder each names, if it is that run."""
+    for records in read_rows(folder, rows).values():
+        for record in records:
+            run = Path(record.run)
+            source = run / VALIDATION_LOG
+            if (record.path / VALIDATION_LOG).exists() or not source.is_file():
+                continue
+            if (run / "config.json").read_bytes() != (record.path / "config.json").read_bytes():
+                log(f"{record.path}: {run} holds another run (its config.json differs): curve not copied")
+                continue
+            shutil.copyfile(source, record.path / VALIDATION_LOG)
+            log(f"{record.path}: validation curve copied from {source}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, default=Path("docs/results/runs"))
+    parser.add_argument("--before", type=Path, default=Path("docs/results/archive/quick-2000it"),
+                        help="records of the former schedule, for the comparison column")
+    parser.add_argument("--page", type=Path, default=Path("docs/performance.md"))
+    parser.add_argument("--figure", type=Path, default=Path("docs/figures/schedule_targets.png"))
+    parser.add_argument("--backfill-curves", action="store_true")
+    args = parser.parse_args(argv)
+    names = sorted({t.row for t in TARGETS} | {t.above for t in TARGETS if t.above})
+    if args.backfill_curves:
+        backfill_curves(args.records, names)
+    rows, before = read_rows(args.records, names), read_rows(args.before, names)
+    command = "python scripts/schedule_targets.py" + (" --backfill-curves" if args.backfill_curves else "")
+    plot(rows, args.figure)
+    replace_marked_block(args.page, "schedule_targets", block(rows, before, command))
+    print(f"wrote the schedule_targets block of {args.page} and {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
