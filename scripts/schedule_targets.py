@@ -147,7 +147,8 @@ def curve_rows(rows: dict[str, list[RunRecord]]) -> list[str]:
 def block(rows: dict[str, list[RunRecord]], before: dict[str, list[RunRecord]], command: str) -> str:
     """The ``schedule_targets`` block: the targets' table, the curves' table and the figure."""
     lines = [f"Written by `{command}` from the bench's records; do not edit by hand.", "",
-             "| target | measured (`last.pt`, mean ± std over seeds) | seeds | verdict | former schedule (2000 it, SGD) |",
+             "| target | measured (`last.pt`, mean ± std over seeds) | seeds | verdict "
+             "| former schedule (2000 it, SGD) |",
              "| --- | --- | --- | --- | --- |"]
     for target in TARGETS:
         measured, seeds, word = verdict(target, rows)

@@ -86,7 +86,8 @@ def test_the_validation_curve_is_kept_when_the_run_has_one(tmp_path):
     assert (dest / "val_log.csv").read_bytes() == (run / "val_log.csv").read_bytes()
     # an empty cell (a class not scored at that point) is left out, not read as 0
     assert read_record(dest).validation_curve() == [
-        {"iteration": 500.0, "dice": 0.5, "hd95": 20.0, "dice_RV": 0.4}, {"iteration": 1000.0, "dice": 0.75, "hd95": 9.5}]
+        {"iteration": 500.0, "dice": 0.5, "hd95": 20.0, "dice_RV": 0.4},
+        {"iteration": 1000.0, "dice": 0.75, "hd95": 9.5}]
     assert read_run(run, "pce", 0).validation_curve()[1]["dice"] == 0.75
 
 
