@@ -7,8 +7,6 @@ so only ``masks3_boxes_tags`` boxes some of its slices (15 slices, 42 boxes). Th
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 
 from frugalseg.errors import MissingExtraError
 from frugalseg.pseudolabels import litemedsam
-from tests.helpers import sample_root
+from tests.helpers import load_script, sample_root
 from tests.pseudolabels.test_generate import BoxFiller
 from tests.pseudolabels.test_pipeline import FakeLiteMedSAM
 
@@ -26,12 +24,7 @@ BUDGET = "masks3_boxes_tags"
 
 @pytest.fixture(scope="module")
 def script():
-    """The script as a module (scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location("medsam_quality", REPO / "scripts" / "medsam_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "medsam_quality.py")
 
 
 def _run(script, tmp_path, *extra: str) -> int:
