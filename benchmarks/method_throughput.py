@@ -34,7 +34,8 @@ from train_step import PAGE_HEADER  # the other benchmarks' page header (this fo
 
 from frugalseg.bench.provenance import device_name, machine_description, utc_now
 from frugalseg.config import DATA_ENV
-from frugalseg.files import replace_marked_block
+from frugalseg.files import replace_marked_block, write_text_atomic
+from frugalseg.training import Method
 
 SMOKE = ["data.patch_size=[64,64]", "model.features=[8,16,32,64,128]", "train.precision=off"]
 """``--smoke``: the bundled sample at 64x64 with a small U-Net, one warm-up and one timed step, one process."""
@@ -155,6 +156,7 @@ def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int,
     else:
         memory = rss.growth_mib
         kind = "growth of the process's resident memory during training (sampled every 5 ms, data already loaded)"
+    run_iterations, run_images = _whole_run(method, config_name, data, schedule, extra)
     images = seconds = 0.0
     for stage in sorted({int(float(r.get("stage") or 0)) for r in rows}):
         timed = [r for r in rows if int(float(r.get("stage") or 0)) == stage][warmup:]
@@ -162,7 +164,21 @@ def measure(config_name: str, data: str, schedule: str, warmup: int, iters: int,
         seconds += sum(float(r["seconds_per_iteration"]) for r in timed)
     return {"images_per_second": images / seconds, "memory_mib": memory, "memory_kind": kind,
             "stages": len(stages), "batch": config.train.batch_size,
-            "shape": f"{config.data.patch_size[0]}x{config.data.patch_size[1]}"}
+            "shape": f"{config.data.patch_size[0]}x{config.data.patch_size[1]}",
+            "run_iterations": run_iterations, "run_images": run_images,
+            "run_minutes": run_images / (images / seconds) / 60.0}
+
+
+def _whole_run(method: Method, config_name: str, data: str, schedule: str, extra: list[str]) -> tuple[int, int]:
+    """(iterations, images) of a whole run of the schedule as shipped (every stage, its own batch size).
+
+    The measured images/s times this gives the minutes a run of the schedule takes at that speed, the
+    figure issue #21's time targets are stated in (``scripts/schedule_targets.py`` reads it)."""
+    from frugalseg.config import load_config
+
+    shipped = load_config(config_name, [f"data.root={data}", f"schedule={schedule}", *extra])
+    stages = [s for s in method.stages(shipped.train.iterations) if s.iterations > 0]
+    return shipped.train.iterations, sum(s.iterations * (s.batch_size or shipped.train.batch_size) for s in stages)
 
 
 def child(args: argparse.Namespace, config_name: str) -> dict:
@@ -175,13 +191,14 @@ def child(args: argparse.Namespace, config_name: str) -> dict:
 
 def table(results: dict[str, dict], configs: dict[str, str]) -> list[str]:
     base = results.get("supervised")
-    lines = ["| method | config | stages | images / s | vs supervised | peak memory (MiB) | vs supervised |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| method | config | stages | images / s | vs supervised | min / run (iterations) | peak memory (MiB) "
+             "| vs supervised |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method, r in results.items():
         speed = f"{r['images_per_second'] / base['images_per_second']:.2f}x" if base else "—"
         mem = (f"{r['memory_mib'] / base['memory_mib']:.2f}x" if base and base["memory_mib"] > 0 else "—")
         lines.append(f"| {method} | {configs[method]} | {r['stages']} | {r['images_per_second']:.1f} | {speed} "
-                     f"| {r['memory_mib']:.0f} | {mem} |")
+                     f"| {r['run_minutes']:.1f} ({r['run_iterations']}) | {r['memory_mib']:.0f} | {mem} |")
     return lines
 
 
@@ -196,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="tiny and in one process: checks the script, measures nothing")
     p.add_argument("--part", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help="Markdown page whose method_throughput block to replace")
+    p.add_argument("--json", type=Path, help="also write the measurements here (scripts/schedule_targets.py reads "
+                   "docs/performance/method_throughput.json)")
     args = p.parse_args(argv)
     if not args.smoke and not args.data:
         p.error(f"--data is required (or set ${DATA_ENV})")
@@ -230,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Each method's shipped config, schedule `{args.schedule}` ({first['shape']}, batch {first['batch']}"
         f"{', ' + ' '.join(args.extra) if args.extra else ''}), trained by the engine: {args.iters} timed "
         f"iterations after {args.warmup} warm-up in each stage; images/s counts every image of a batch (masked "
-        "or not) over data loading, augmentation, forward, backward, optimiser and EMA steps. Peak memory: "
+        "or not) over data loading, augmentation, forward, backward, optimiser and EMA steps; min / run: a whole "
+        "run of the schedule (every stage at its batch size) at that speed, validation excluded. Peak memory: "
         f"{memory}{', one subprocess per method' if not args.smoke else ''}. Measured {utc_now()} on "
         f"{machine_description()}; all rows in one run, device {device_name()}.",
         "",
@@ -239,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if args.out:
         replace_marked_block(args.out, "method_throughput", body, PAGE_HEADER)
+    if args.json:
+        tree = {"measured": utc_now(), "machine": machine_description(), "device": device_name(),
+                "schedule": args.schedule, "extra": args.extra, "smoke": args.smoke, "methods": results}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.json, json.dumps(tree, indent=2) + "\n", overwrite=True)
     return 0
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.helpers import shipped_schedule
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -17,9 +22,16 @@ def test_smoke_writes_the_throughput_block(tmp_path, monkeypatch, capsys):
     spec.loader.exec_module(module)
     from frugalseg.methods import METHODS
 
-    page = tmp_path / "performance.md"
-    assert module.main(["--smoke", "--out", str(page)]) == 0
+    page, record = tmp_path / "performance.md", tmp_path / "perf" / "throughput.json"
+    assert module.main(["--smoke", "--out", str(page), "--json", str(record)]) == 0
     text = page.read_text()
+    measured = json.loads(record.read_text())
+    assert measured["smoke"] is True and sorted(measured["methods"]) == sorted(METHODS)
+    for r in measured["methods"].values():  # a whole run of the quick schedule at the measured speed
+        assert r["run_iterations"] == shipped_schedule("quick")["train.iterations"]
+        assert r["run_minutes"] == pytest.approx(r["run_images"] / r["images_per_second"] / 60)
+    # ACTION's stages each have their own batch: its run holds other than iterations x 8 images
+    assert measured["methods"]["supervised"]["run_images"] == 8 * measured["methods"]["supervised"]["run_iterations"]
     assert text.startswith("# Performance") and text.count("<!-- method_throughput -->") == 2
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith(("| method", "| ---"))]
     assert sorted(r.split("|")[1].strip() for r in rows) == sorted(METHODS)

@@ -55,9 +55,28 @@ def test_verdicts_by_hand(script, tmp_path):
         "0.785 ± 0.007", "2", "not met: 0.015 short; 1 of 3 seeds still to run")
     assert script.verdict(targets["mean_teacher7supervised7"], rows) == ("not run yet", "0", "open")
     # minutes: the slowest seed decides (20.0 <= 20), 19.0 ± 1.0 on average
-    assert script.verdict(targets["supervised20.0"], rows) == ("19.000 ± 1.000 min", "3", "met")
+    assert script.verdict(targets["supervised20.0"], rows) == (
+        "19.0 ± 1.0 min beside another run (bench records)", "3", "met")
     # above the limit: the bench's minutes (two runs side by side) only bound a run alone from above
     assert script.verdict(targets["dii_dcr45.0"], rows)[2].startswith("open: above the limit beside another run")
+
+
+def test_a_time_target_is_decided_by_the_minutes_alone_when_measured(script, tmp_path):
+    store = tmp_path / "records"
+    _record(store, "dii_dcr", 0, 0.8, minutes=70.0)  # beside another run, on a busy machine
+    rows = script.read_rows(store, ["dii_dcr"])
+    target = next(t for t in script.TARGETS if t.row == "dii_dcr")
+    throughput = tmp_path / "throughput.json"
+    throughput.write_text('{"smoke": false, "methods": {"supervised": {"run_minutes": 11.2}, '
+                          '"dii_dcr": {"run_minutes": 43.25}}}')
+    alone = script.read_alone_minutes(throughput)
+    assert alone == {"supervised": 11.2, "dii_dcr": 43.25}
+    assert script.verdict(target, rows, alone) == (
+        "43.2 min alone (`method_throughput.py`); 70.0 min beside another run (bench records)", "1", "met")
+    assert script.verdict(target, rows, {"dii_dcr": 46.0})[2] == "not met"
+    throughput.write_text('{"smoke": true, "methods": {"dii_dcr": {"run_minutes": 0.1}}}')
+    assert script.read_alone_minutes(throughput) == {}  # the smoke mode measures nothing
+    assert script.read_alone_minutes(tmp_path / "none.json") == {}
 
 
 def test_a_comparison_gives_the_difference_of_the_means(script, tmp_path):
@@ -104,12 +123,12 @@ def test_main_writes_its_block_and_figure(script, tmp_path):
     _record(store, "supervised", 0, 0.9, curve=[0.7, 0.8, 0.85, 0.88, 0.89, 0.9, 0.9])
     _record(tmp_path / "old", "supervised", 0, 0.838)
     script.main(["--records", str(store), "--before", str(tmp_path / "old"), "--page", str(page),
-                 "--figure", str(figure)])
+                 "--figure", str(figure), "--throughput", str(tmp_path / "none.json")])
     text = page.read_text()
     assert text.startswith("# Performance\n\nkept\n") and text.count("<!-- schedule_targets -->") == 2
     assert "| supervised, all masks: Dice >= 0.89 | 0.900 | 1 | met; 2 of 3 seeds still to run | 0.838 |" in text
     assert "| supervised | 1 | 0.700 | 0.800 | 0.880 | 0.900 | 0.900 (3500) | +0.000 |" in text
     assert figure.stat().st_size > 10_000
     script.main(["--records", str(store), "--before", str(tmp_path / "old"), "--page", str(page),
-                 "--figure", str(figure)])
+                 "--figure", str(figure), "--throughput", str(tmp_path / "none.json")])
     assert page.read_text() == text  # written again, the block replaces itself
