@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -135,3 +136,17 @@ def shipped_schedule(name: str = "quick") -> dict[str, Any]:
     from frugalseg.config import configs_dir
 
     return yaml.safe_load((configs_dir() / "_base_" / "schedules.yaml").read_text())["schedules"][name]
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script of ``scripts/`` or ``benchmarks/`` as a module (they are not a package), registered in
+    ``sys.modules`` under its file name so that its dataclasses can look their module up."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

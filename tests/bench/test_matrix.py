@@ -84,6 +84,18 @@ def test_budget_rows_simulate_their_budget():
     ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a, c]}]\n"
      "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
      "unknown rows"),
+    ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a]}]\nnotes: {b: seen}\n"
+     "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
+     "notes name unknown rows"),
+    ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a]}]\nnotes: {a: ' '}\n"
+     "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
+     "empty"),
+    ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a], include: results/../../x.md}]\n"
+     "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
+     "outside the page's folder"),
+    ("rows: {a: acdc_pce}\nbudgets: [{name: x, budget: points, title: t, methods: [a], include: /etc/x.md}]\n"
+     "estimates: {reference: {iterations: 1, patch_size: [16, 16], batch_size: 1}, minutes: {}, eval_minutes: 0}",
+     "include"),
     ("rows: [", "cannot read"),
 ])
 def test_bad_matrix_file_names_itself(tmp_path, text, problem):
@@ -92,6 +104,14 @@ def test_bad_matrix_file_names_itself(tmp_path, text, problem):
     with pytest.raises(ConfigError, match=problem) as err:
         load_matrix(path)
     assert str(path) in str(err.value)
+
+
+def test_the_medsam_rows_carry_the_training_data_caveat():
+    """Issue #25: LiteMedSAM may have seen ACDC, so both rows say so on the page (docs/methods/medsam_boxes.md)."""
+    notes = load_matrix().notes
+    assert sorted(notes) == ["medsam_boxes", "mlds_medsam"]
+    for text in notes.values():
+        assert "optimistic" in text and "ACDC" in text and "methods/medsam_boxes.md#did-litemedsam-see-acdc" in text
 
 
 def test_estimate_scales_with_iterations_and_is_none_for_other_shapes():

@@ -4,6 +4,7 @@ from frugalseg.bench.cost import counts_cost, load_cost_model
 from frugalseg.bench.matrix import load_matrix, row_config
 from frugalseg.bench.papers import load_paper_results
 from frugalseg.bench.report import Header, RowResult, render_report
+from frugalseg.bench.results_page import included
 from frugalseg.bench.runner import load_record
 from tests.bench.fakes import fake_run
 
@@ -63,3 +64,40 @@ def test_report_tables_deltas_costs_papers_and_pending_rows(tmp_path):
     assert "![Dice against annotation cost](figures/x.png)" in text
     assert "[results/per_volume_last.csv](results/per_volume_last.csv)" in text
     assert "## Appendix: `best.pt`" in text and "annotation-cost.md" in text
+
+
+def test_report_prints_each_rows_note_under_every_table_that_lists_it_trained_or_not(tmp_path):
+    matrix, results, model = _results(tmp_path, {"supervised7": [0.6, 0.62]})
+    matrix = matrix.model_copy(update={"notes": {"medsam_boxes": "seen by the model.", "supervised7": "shared."}})
+    header = Header(written="2026-01-01 00:00 UTC", commit="abc1234", machine="m", command="frugalseg bench",
+                    schedule="quick", schedule_shape="s", seeds=[0, 1], data="/d", runs="r")
+    text = render_report(matrix, results, load_paper_results(), model, header, {}, {})
+    sections = {s.split(":", 1)[0]: s for s in text.split("\n## ")[1:]}
+    boxes = sections["masks7_boxes"]
+    assert "**Read with care**:" in boxes
+    assert "- `supervised7`: shared." in boxes and "- `medsam_boxes`: seen by the model." in boxes
+    # medsam_boxes has not finished: its note is there all the same, after the table
+    assert boxes.index("| supervised7 |") < boxes.index("- `medsam_boxes`") and "medsam_boxes (0 of 2" in boxes
+    assert "- `supervised7`: shared." in sections["masks7"] and "medsam_boxes" not in sections["masks7"]
+    assert "Read with care" not in sections["points"]
+    assert "apply here too" in sections["Appendix"]
+    plain = render_report(matrix.model_copy(update={"notes": {}}), results, load_paper_results(), model, header, {}, {})
+    assert "Read with care" not in plain
+
+
+def test_a_budgets_include_file_is_printed_under_its_table_or_said_missing(tmp_path):
+    matrix, results, model = _results(tmp_path, {})
+    assert [b.include for b in matrix.budgets if b.include] == ["results/medsam_quality_masks7_boxes.md",
+                                                                "results/medsam_quality_masks3_boxes_tags.md"]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "medsam_quality_masks7_boxes.md").write_text("Made by a script.\n\n| a | b |\n")
+    inserts = included(matrix, tmp_path)
+    assert inserts == {"masks7_boxes": "Made by a script.\n\n| a | b |\n",
+                       "masks3_boxes_tags": "`results/medsam_quality_masks3_boxes_tags.md`, which this section "
+                                            "includes, is not written yet."}
+    header = Header(written="2026-01-01 00:00 UTC", commit="abc1234", machine="m", command="frugalseg bench",
+                    schedule="quick", schedule_shape="s", seeds=[0], data="/d", runs="r")
+    text = render_report(matrix, results, load_paper_results(), model, header, {}, {}, inserts)
+    sections = {s.split(":", 1)[0]: s for s in text.split("\n## ")[1:]}
+    assert "Made by a script.\n\n| a | b |\n" in sections["masks7_boxes"]
+    assert "is not written yet" in sections["masks3_boxes_tags"] and "Made by" not in sections["masks3_boxes_tags"]

@@ -9,13 +9,10 @@ from __future__ import annotations
 import json
 import sys
 
-import pytest
-
 from frugalseg.bench.cost import count_annotations
 from frugalseg.cli import main
 from frugalseg.data.annotations import load_annotations, save_annotations
 from frugalseg.engine.run_data import load_run_data
-from frugalseg.pseudolabels import litemedsam
 from tests.helpers import sample_root, tiny_config
 from tests.pseudolabels.test_generate import BoxFiller
 
@@ -32,13 +29,6 @@ class FakeLiteMedSAM:
     def __init__(self, device: str = "cpu") -> None:
         FakeLiteMedSAM.loads += 1
         self.box_logits = BoxFiller()
-
-
-@pytest.fixture
-def fake_model(monkeypatch):
-    FakeLiteMedSAM.loads = 0
-    monkeypatch.setattr(litemedsam, "LiteMedSAM", FakeLiteMedSAM)
-    return FakeLiteMedSAM
 
 
 def test_run_config_adds_label_maps_to_the_boxed_items_and_prices_the_boxes(fake_model, tmp_path):

@@ -5,8 +5,10 @@ A **row** is one training run spelled as ``label=config[,key=value...]`` (the fo
 ``docs/methods/*.md`` use for baselines). A **budget** is one table of ``docs/results.md``: the rows
 trained on that annotation budget, split into baselines and the methods compared with them. A row listed
 by two budgets is trained once (``supervised7`` is the masks-only baseline of both ``masks7`` and
-``masks7_boxes``). The matrix itself is data (``matrix.yaml`` beside this module), so that adding a row is
-a line of YAML, not code.
+``masks7_boxes``). A **note** is a caveat on a row that the results page prints under every table listing
+it, before and after the row is trained (``medsam_boxes``: the model that makes its labels may have seen the
+data). The matrix itself is data (``matrix.yaml`` beside this module), so that adding a row or a note is a
+line of YAML, not code.
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ class Budget(_Strict):
     title: str
     baselines: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
+    include: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.md$",
+        description="a Markdown file beside the page (a path under the page's folder) that a script writes and "
+                    "the page prints under this budget's table, e.g. results/medsam_quality_masks7_boxes.md",
+    )
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -129,11 +136,16 @@ class Estimates(_Strict):
 
 
 class Matrix(_Strict):
-    """Rows by label, budgets in table order, time estimates."""
+    """Rows by label, budgets in table order, time estimates, and the caveats the results page prints."""
 
     rows: dict[str, str]
     budgets: tuple[Budget, ...]
     estimates: Estimates
+    notes: dict[str, str] = Field(
+        default_factory=dict,
+        description="a caveat per row label (one paragraph of Markdown), printed under every table that lists "
+                    "the row, finished or not: what a reader must know before comparing its numbers",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Matrix:
@@ -147,6 +159,15 @@ class Matrix(_Strict):
         unused = sorted(set(self.rows) - used)
         if unused:
             raise ValueError(f"rows {unused} are in no budget")
+        climbing = [b.name for b in self.budgets if b.include and ".." in b.include.split("/")]
+        if climbing:
+            raise ValueError(f"budgets {climbing} include a file outside the page's folder")
+        stray = sorted(set(self.notes) - set(self.rows))
+        if stray:
+            raise ValueError(f"notes name unknown rows {stray}")
+        empty = sorted(label for label, text in self.notes.items() if not text.strip())
+        if empty:
+            raise ValueError(f"notes of rows {empty} are empty")
         names = [b.name for b in self.budgets]
         if len(set(names)) != len(names):
             raise ValueError(f"budget names repeat: {names}")

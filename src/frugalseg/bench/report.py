@@ -1,7 +1,8 @@
 """``docs/results.md`` from run records: header, one section per budget, the papers' numbers apart, figures.
 
 Everything on the page is computed from files (the runs' records with their evaluation summaries and
-annotation counts, the cost model, the papers' numbers file); nothing is typed, and no run folder is read,
+annotation counts, the cost model, the papers' numbers file, the matrix's notes, and the tables that scripts
+write beside the page for a budget's ``include``); nothing is typed, and no run folder is read,
 so the page is rebuilt from committed files alone. A row that has not finished yet is listed as pending, so
 the page can be regenerated and committed, with its records, while a long bench is still running.
 """
@@ -200,8 +201,16 @@ def _papers_section(budget: Budget, papers: PaperResults, classes: Sequence[str]
     return lines
 
 
+def _notes(budget: Budget, notes: Mapping[str, str]) -> list[str]:
+    """The matrix's caveats on the budget's rows, one bullet each (none: no lines)."""
+    noted = [label for label in budget.rows if label in notes]
+    if not noted:
+        return []
+    return ["**Read with care**:", "", *[f"- `{label}`: {notes[label].strip()}" for label in noted], ""]
+
+
 def _budget_section(budget: Budget, results: Mapping[str, RowResult], papers: PaperResults, seeds: Sequence[int],
-                    figures: Mapping[str, str]) -> list[str]:
+                    figures: Mapping[str, str], notes: Mapping[str, str], insert: str | None) -> list[str]:
     lines = [f"## {budget.name}: {budget.title}", ""]
     cost = _budget_cost(budget, results)
     if cost is not None:
@@ -213,6 +222,9 @@ def _budget_section(budget: Budget, results: Mapping[str, RowResult], papers: Pa
                   "finished.", ""]
     table = _budget_table(budget, results, seeds, MAIN)
     lines += table + ([""] if table else ["No row of this budget has finished yet.", ""])
+    lines += _notes(budget, notes)
+    if insert:
+        lines += [insert.strip(), ""]
     pending = [f"{label} ({len(results[label].records)} of {len(seeds)} seeds)" for label in budget.rows
                if len(results[label].records) < len(seeds)]
     if pending:
@@ -230,7 +242,8 @@ def _budget_section(budget: Budget, results: Mapping[str, RowResult], papers: Pa
 def _appendix(matrix: Matrix, results: Mapping[str, RowResult]) -> list[str]:
     lines = [f"## Appendix: `{APPENDIX}.pt`", "",
              "The same runs scored at the checkpoint with the best validation Dice (selected on the volumes that "
-             "also score it, as the SSL4MIS scripts do).", ""]
+             "also score it, as the SSL4MIS scripts do)."
+             + (" The notes under the main tables (\"Read with care\") apply here too." if matrix.notes else ""), ""]
     for budget in matrix.budgets:
         done = {label: results[label].summaries(APPENDIX) for label in budget.rows
                 if results[label].summaries(APPENDIX)}
@@ -247,17 +260,20 @@ def render_report(
     header: Header,
     figures: Mapping[str, str],
     data_files: Mapping[str, str],
+    inserts: Mapping[str, str] | None = None,
 ) -> str:
     """The Markdown page.
 
     Args:
-        matrix: the budgets, in table order.
+        matrix: the budgets, in table order, and the notes on their rows.
         results: every row of the matrix by label (rows without finished seeds included: listed as pending).
         papers: the papers' numbers.
         cost_model: the cost model used for the ``annotation (s)`` column.
         header: date, commit, machine, command, schedule.
         figures: figure paths relative to the page (``dice_vs_cost``, ``predictions_<budget>``).
         data_files: raw-data files relative to the page, by a description.
+        inserts: Markdown printed under a budget's table, by budget name (its ``include`` file, read by
+            :mod:`frugalseg.bench.results_page`).
     """
     lines = _header(header, results)
     units = next((s.get("units") for res in results.values() for s in res.summaries(MAIN)), None)
@@ -266,7 +282,8 @@ def render_report(
     if "dice_vs_cost" in figures:
         lines += ["![Dice against annotation cost](" + figures["dice_vs_cost"] + ")", ""]
     for budget in matrix.budgets:
-        lines += _budget_section(budget, results, papers, header.seeds, figures)
+        lines += _budget_section(budget, results, papers, header.seeds, figures, matrix.notes,
+                                 (inserts or {}).get(budget.name))
     lines += _cost_model_section(cost_model)
     if data_files:
         lines += ["## Raw data", ""]

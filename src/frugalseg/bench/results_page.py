@@ -34,7 +34,7 @@ from frugalseg.data.types import Case
 from frugalseg.errors import FrugalsegError
 from frugalseg.files import write_text_atomic
 
-__all__ = ["relative", "write_results_page"]
+__all__ = ["included", "relative", "write_results_page"]
 
 Log = Callable[[str], None]
 
@@ -58,13 +58,27 @@ def write_results_page(matrix: Matrix, results: Mapping[str, RowResult], opts: B
     )
     text = render_report(matrix, dict(results), papers, cost_model, header,
                          {k: relative(v, page_dir) for k, v in figures.items()},
-                         {k: relative(v, page_dir) for k, v in data_files.items()})
+                         {k: relative(v, page_dir) for k, v in data_files.items()}, included(matrix, page_dir))
     write_text_atomic(out, text, overwrite=True)
     done = sum(len(r.records) for r in results.values())
     log(f"wrote {out} ({done} recorded runs of {len(matrix.rows) * len(opts.seeds)}; "
         f"{sum(1 for r in results.values() if r.records)} of {len(matrix.rows)} rows; records in "
         f"{opts.records_dir}, to commit with the page)")
     return out
+
+
+def included(matrix: Matrix, page_dir: Path) -> dict[str, str]:
+    """Each budget's ``include`` file (a table a script writes beside the page), or a line saying it is not yet.
+
+    The file is printed as it is: the script that writes it says in it how it was made.
+    """
+    inserts = {}
+    for budget in matrix.budgets:
+        if budget.include:
+            path = page_dir / budget.include
+            inserts[budget.name] = (path.read_text(encoding="utf-8") if path.is_file() else
+                                    f"`{budget.include}`, which this section includes, is not written yet.")
+    return inserts
 
 
 def _write_csvs(results: Mapping[str, RowResult], folder: Path, cost_model: CostModel,
