@@ -104,7 +104,7 @@ def _seeds_left(records: Sequence[RunRecord]) -> str:
 def _time_verdict(target: Target, records: Sequence[RunRecord], alone: dict[str, float]) -> tuple[str, str, str]:
     """A time target: decided by the minutes of a run alone when measured, else by the records' upper bound."""
     assert target.max_minutes is not None
-    beside = minutes(records) + " beside another run (bench records)"
+    beside = (minutes(records) if records else "not run") + " beside another run (bench records)"
     if target.row in alone:
         measured = f"{alone[target.row]:.1f} min alone (`method_throughput.py`); {beside}"
         return measured, str(len(records)), "met" if alone[target.row] <= target.max_minutes else "not met"
@@ -135,10 +135,10 @@ def verdict(target: Target, rows: dict[str, list[RunRecord]],
     records = rows.get(target.row, [])
     other = rows.get(target.above, []) if target.above else []
     alone = alone or {}
+    if target.max_minutes is not None and (records or target.row in alone):
+        return _time_verdict(target, records, alone)
     if not records or (target.above and not other):
         return "not run yet", "0", "open"
-    if target.max_minutes is not None:
-        return _time_verdict(target, records, alone)
     stats = last_dice(records)
     if target.above:
         base = last_dice(other)

@@ -74,6 +74,10 @@ def test_a_time_target_is_decided_by_the_minutes_alone_when_measured(script, tmp
     assert script.verdict(target, rows, alone) == (
         "43.2 min alone (`method_throughput.py`); 70.0 min beside another run (bench records)", "1", "met")
     assert script.verdict(target, rows, {"dii_dcr": 46.0})[2] == "not met"
+    # a run alone is measured without any bench record of the row
+    assert script.verdict(target, {}, alone) == (
+        "43.2 min alone (`method_throughput.py`); not run beside another run (bench records)", "0", "met")
+    assert script.verdict(target, {}, {}) == ("not run yet", "0", "open")
     throughput.write_text('{"smoke": true, "methods": {"dii_dcr": {"run_minutes": 0.1}}}')
     assert script.read_alone_minutes(throughput) == {}  # the smoke mode measures nothing
     assert script.read_alone_minutes(tmp_path / "none.json") == {}
