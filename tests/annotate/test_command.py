@@ -1,9 +1,15 @@
-"""`frugalseg annotate` refuses bad input before it serves: missing extra, missing classes, a port in use."""
+"""`frugalseg annotate` refuses bad input before it serves (missing extra, missing classes, a port in use),
+and ends as Ctrl+C does however the signal reaches it."""
 
 from __future__ import annotations
 
+import io
+import json
+import signal
 import socket
 import sys
+
+import pytest
 
 from frugalseg.cli import main
 from frugalseg.commands.annotate import allowed_hosts
@@ -43,3 +49,21 @@ def test_allowed_hosts():
     assert allowed_hosts("localhost") == ["localhost", "127.0.0.1"]
     assert allowed_hosts("0.0.0.0") == ["*"]
     assert allowed_hosts("10.0.0.5") == ["10.0.0.5"]
+
+
+def test_a_signal_uvicorn_handled_ends_as_ctrl_c_even_when_run_returns(tmp_path, monkeypatch):
+    """uvicorn re-raises the signal it caught, but under asyncio's runner that can end in a normal return
+    (the re-raised SIGINT only cancels a finished task): serve still ends as Ctrl+C, and logs the stop."""
+    import uvicorn
+
+    from frugalseg.commands.annotate import serve
+
+    def stopped_by_a_signal(self, sockets=None):
+        self.handle_exit(signal.SIGINT, None)  # what uvicorn's own handler does on Ctrl+C
+        return None
+
+    monkeypatch.setattr(uvicorn.Server, "run", stopped_by_a_signal)
+    out = tmp_path / "ann.json"
+    with pytest.raises(KeyboardInterrupt):
+        serve(sample_root(), out, port=0, stream=io.StringIO())
+    assert json.loads(out.with_name("ann.json.timing.jsonl").read_text().splitlines()[-1])["action"] == "stop"

@@ -98,6 +98,11 @@ def serve(data: Path, out: Path, classes: Path | None = None, host: str = "127.0
         app = create_app(store, allowed_hosts(host))
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         server.run(sockets=[sock])
+        if server.should_exit:
+            # A signal uvicorn caught (Ctrl+C, SIGTERM) ended it. uvicorn then raises the signal again, but
+            # under asyncio's runner that may only cancel a task that has already finished, and run() returns:
+            # end as Ctrl+C does either way (exit 130, the timing log's stop below).
+            raise KeyboardInterrupt
     finally:
         store.close()
         sock.close()
