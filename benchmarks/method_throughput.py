@@ -202,7 +202,7 @@ def table(results: dict[str, dict], configs: dict[str, str]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get(DATA_ENV), help=f"the ACDC folder (default: ${DATA_ENV})")
     p.add_argument("--schedule", default="quick", help="schedule of the shipped configs (quick: 128x128, batch 8)")
@@ -215,19 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="Markdown page whose method_throughput block to replace")
     p.add_argument("--json", type=Path, help="also write the measurements here (scripts/schedule_targets.py reads "
                    "docs/performance/method_throughput.json)")
-    args = p.parse_args(argv)
-    if not args.smoke and not args.data:
-        p.error(f"--data is required (or set ${DATA_ENV})")
-    if args.part:
-        print("RESULT " + json.dumps(measure(args.part, args.data, args.schedule, args.warmup, args.iters, args.extra)))
-        return 0
-    if args.smoke:
-        from frugalseg.data.sample import sample_path
+    return p
 
-        args.data, args.warmup, args.iters, args.extra = str(sample_path()), 1, 1, [*SMOKE, *args.extra]
+
+def _measure_all(args: argparse.Namespace, configs: dict[str, str]) -> dict[str, dict]:
+    """Every wanted method, supervised first: in this process for the smoke mode, else one subprocess each."""
     from frugalseg.methods import METHODS
 
-    configs = shipped_configs()
     wanted = ["supervised", *sorted(m for m in (args.methods or METHODS) if m != "supervised")]
     missing = [m for m in wanted if m not in configs]
     if missing:
@@ -241,9 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results[method] = child(args, configs[method])
         print(method, results[method], flush=True)
+    return results
+
+
+def _block(args: argparse.Namespace, results: dict[str, dict], configs: dict[str, str]) -> str:
+    """The page's ``method_throughput`` block: what was measured, how, where, and the table."""
     first = results["supervised"]
     memory = first["memory_kind"] + (" (smoke: one process, not per method)" if args.smoke else "")
-    body = "\n".join([
+    return "\n".join([
         "## Training throughput per method (`benchmarks/method_throughput.py`)",
         "",
         f"Each method's shipped config, schedule `{args.schedule}` ({first['shape']}, batch {first['batch']}"
@@ -256,14 +255,35 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *table(results, configs),
     ])
+
+
+def _write_json(path: Path, args: argparse.Namespace, results: dict[str, dict]) -> None:
+    tree = {"measured": utc_now(), "machine": machine_description(), "device": device_name(),
+            "schedule": args.schedule, "extra": args.extra, "smoke": args.smoke, "methods": results}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(tree, indent=2) + "\n", overwrite=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    if not args.smoke and not args.data:
+        p.error(f"--data is required (or set ${DATA_ENV})")
+    if args.part:
+        print("RESULT " + json.dumps(measure(args.part, args.data, args.schedule, args.warmup, args.iters, args.extra)))
+        return 0
+    if args.smoke:
+        from frugalseg.data.sample import sample_path
+
+        args.data, args.warmup, args.iters, args.extra = str(sample_path()), 1, 1, [*SMOKE, *args.extra]
+    configs = shipped_configs()
+    results = _measure_all(args, configs)
+    body = _block(args, results, configs)
     print(body)
     if args.out:
         replace_marked_block(args.out, "method_throughput", body, PAGE_HEADER)
     if args.json:
-        tree = {"measured": utc_now(), "machine": machine_description(), "device": device_name(),
-                "schedule": args.schedule, "extra": args.extra, "smoke": args.smoke, "methods": results}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.json, json.dumps(tree, indent=2) + "\n", overwrite=True)
+        _write_json(args.json, args, results)
     return 0
 
 
