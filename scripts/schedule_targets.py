@@ -79,7 +79,7 @@ def read_rows(folder: Path, rows: Sequence[str]) -> dict[str, list[RunRecord]]:
     """The records of ``rows`` in a record store, by row, in seed order (rows without records are absent)."""
     found: dict[str, list[RunRecord]] = {}
     for row in rows:
-        paths = sorted(p for p in folder.glob(f"{row}-s*") if has_record(p) and p.name[len(row) + 2:].isdigit())
+        paths = [p for p in folder.glob(f"{row}-s*") if has_record(p) and p.name[len(row) + 2:].isdigit()]
         if paths:
             found[row] = [read_record(p) for p in sorted(paths, key=lambda p: int(p.name[len(row) + 2:]))]
     return found
