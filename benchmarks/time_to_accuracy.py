@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import tempfile
 import time
@@ -75,6 +76,11 @@ FIELDS = ["recipe", "seed", "iteration", "train_wall_s", "train_cpu_s", "val_dic
 BLOCK = "time_to_accuracy"
 RESULTS = Path("docs/performance/time_to_accuracy")
 FIGURE = Path("docs/figures/time_to_accuracy.png")
+RECORDS = Path("docs/results/runs")
+BENCH_ROWS = {"chosen": "supervised", "chosen_masks7": "supervised7"}
+"""Recipes whose curves are the bench's own records (``<row>-s<seed>/val_log.csv``): the shipped schedule is
+what the bench trains, so its 3500-step curves are not trained a second time here. The engine validates
+``last`` weights every 500 iterations with whole-slice inference, the figure this script scores."""
 SMOKE = ["data.patch_size=[64,64]", "model.features=[8,16,32,64,128]", "train.precision=off",
          "train.iterations=4", "train.batch_size=2"]
 """``--smoke``: the bundled sample, a small U-Net at 64x64, a few steps: checks the script, measures nothing."""
@@ -197,6 +203,31 @@ def minutes(rows: list[dict[str, float]], recipe: str, calibration: dict | None)
     return [r["train_cpu_s"] / 60.0 for r in rows]
 
 
+def record_curves(records: Path) -> dict[str, list[list[dict[str, float]]]]:
+    """Recipe -> one curve per seed, from the bench records of the rows in ``BENCH_ROWS``.
+
+    Only iterations and Dice come from a record (its run trained beside another one, so its times say nothing
+    of a run alone); such curves therefore go on the page only on the calibrated axis.
+    """
+    from frugalseg.bench.records import read_validation_log
+
+    nan = float("nan")
+    curves: dict[str, list[list[dict[str, float]]]] = {}
+    for recipe, row in BENCH_ROWS.items():
+        for folder in sorted(records.glob(f"{row}-s*")):
+            log = read_validation_log(folder / "val_log.csv")
+            if log:
+                curves.setdefault(recipe, []).append(
+                    [{"iteration": r["iteration"], "val_dice": r["dice"], "train_wall_s": nan, "train_cpu_s": nan,
+                      "load1": nan} for r in log])
+    return curves
+
+
+def _cell(value: float, digits: int = 1) -> str:
+    """A table cell of a measured value; ``n/a`` for a curve that did not measure it (a bench record)."""
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
 def mean_curve(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
     """Point-wise mean over seeds, on the iterations every seed reached."""
     common = sorted(set.intersection(*({r["iteration"] for r in rows} for rows in runs)))
@@ -207,8 +238,9 @@ def mean_curve(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
     return out
 
 
-def write_page(page: Path, folder: Path, figure: Path) -> None:
-    """Figure and table of every stored curve into the ``time_to_accuracy`` block of ``page``."""
+def write_page(page: Path, folder: Path, figure: Path, records: Path | None = None) -> None:
+    """Figure and table of every stored curve into the ``time_to_accuracy`` block of ``page``; with ``records``,
+    also the bench's curves of the shipped schedule (``BENCH_ROWS``) when the axis is calibrated."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,6 +254,8 @@ def write_page(page: Path, folder: Path, figure: Path) -> None:
     cal_path = folder / "calibration.json"
     calibration = json.loads(cal_path.read_text()) if cal_path.is_file() else None
     calibrated = calibration is not None and all(r in calibration["seconds_per_iteration"] for r in curves)
+    if calibrated and records is not None:
+        curves.update(record_curves(records))
     fig, ax = plt.subplots(figsize=(7, 4.2))
     lines = ["| recipe | what | seeds | iterations | s / it (calibrated) | x at end (min) | wall min (measured) | "
              "process CPU min | load avg | val Dice at end | best val Dice on the curve (at it) |",
@@ -235,8 +269,8 @@ def write_page(page: Path, folder: Path, figure: Path) -> None:
         spi = (calibration or {}).get("seconds_per_iteration", {}).get(recipe)
         lines.append(
             f"| {recipe} | {RECIPES.get(recipe, ('?', []))[0]} | {len(runs)} | {int(end['iteration'])} | "
-            f"{f'{spi:.3f}' if spi else 'n/a'} | {x[-1]:.1f} | {end['train_wall_s'] / 60:.1f} | "
-            f"{end['train_cpu_s'] / 60:.1f} | {sum(r['load1'] for r in rows) / len(rows):.1f} | "
+            f"{f'{spi:.3f}' if spi else 'n/a'} | {x[-1]:.1f} | {_cell(end['train_wall_s'] / 60)} | "
+            f"{_cell(end['train_cpu_s'] / 60)} | {_cell(sum(r['load1'] for r in rows) / len(rows))} | "
             f"{end['val_dice']:.3f} | {best['val_dice']:.3f} ({int(best['iteration'])}) |")
     ax.set_xlabel("training minutes alone on the CPU (iterations x calibrated s/it)" if calibrated
                   else "process CPU minutes spent training (measured)")
@@ -263,9 +297,22 @@ def write_page(page: Path, folder: Path, figure: Path) -> None:
             f"config's grid, `last.pt` after each segment) against training time; evaluation is not counted. "
             f"Curves are the mean over the seeds listed. {axis} The table also gives what each curve measured: wall "
             f"and process CPU minutes while training (CPU counts every thread) and the mean 1-minute load average "
-            f"at its points (above 2 the 2-core machine was shared).\n\n![time to accuracy]({rel})\n\n"
+            f"at its points (above 2 the 2-core machine was shared).{_records_sentence(curves)}\n\n"
+            f"![time to accuracy]({rel})\n\n"
             + "\n".join(lines) + "\n")
     replace_marked_block(page, BLOCK, body, "# Performance\n")
+
+
+def _records_sentence(curves: dict) -> str:
+    """What the page says of the curves that come from bench records, if any."""
+    taken = [f"`{recipe}` (row `{BENCH_ROWS[recipe]}`, {len(curves[recipe])} seed(s))"
+             for recipe in BENCH_ROWS if recipe in curves]
+    if not taken:
+        return ""
+    return (" The curves of " + ", ".join(taken) + " are the bench's own records of the shipped schedule "
+            "(`docs/results/runs/<row>-s<seed>/val_log.csv`: the engine's validation of `last` weights every 500 "
+            "iterations), not trained again here; those runs trained beside another one, so their measured times "
+            "are n/a and they sit on the calibrated axis only.")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -284,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before a calibration")
     parser.add_argument("--page", help="write the figure and table into this page from the stored results")
     parser.add_argument("--figure", default=str(FIGURE))
+    parser.add_argument("--records", default=str(RECORDS),
+                        help=f"bench records whose curves give the recipes {', '.join(BENCH_ROWS)} ('' for none)")
     parser.add_argument("--smoke", action="store_true", help="seconds on the bundled sample: checks the script")
     args = parser.parse_args(argv)
     recipes = list(RECIPES) if "all" in args.recipe else args.recipe
@@ -291,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _smoke(args)
         return
     if args.page:
-        write_page(Path(args.page), Path(args.results), Path(args.figure))
+        records = Path(args.records) if args.records else None
+        write_page(Path(args.page), Path(args.results), Path(args.figure), records)
         return
     if not args.data:
         raise SystemExit("say where the data is: --data DIR or $FRUGALSEG_DATA")
@@ -314,7 +364,8 @@ def _smoke(args: argparse.Namespace) -> None:
                 "--results", f"{tmp}/results", *(f"--set={o}" for o in SMOKE)]
         main([*base, "--recipe", "quick", "--every", "2"])
         main([*base, "--recipe", "quick", "--calibrate", "2", "--warmup", "1"])
-        main(["--page", f"{tmp}/page.md", "--results", f"{tmp}/results", "--figure", f"{tmp}/fig.png"])
+        main(["--page", f"{tmp}/page.md", "--results", f"{tmp}/results", "--figure", f"{tmp}/fig.png",
+              "--records", ""])
         print(Path(f"{tmp}/page.md").read_text())
 
 

@@ -69,6 +69,31 @@ def test_page_averages_seeds_and_uses_the_calibrated_axis(tta, tmp_path):
     assert cells[2:] == ["2", "1000", "0.240", "4.0", "3.7", "6.3", "3.0", "0.750", "0.750 (1000)"]
 
 
+def test_bench_records_give_the_shipped_schedule_on_the_calibrated_axis_only(tta, tmp_path):
+    results, records = tmp_path / "results", tmp_path / "runs"
+    _write(results, "quick-s0", [(500, 120.0, 200.0, 0.5), (1000, 240.0, 400.0, 0.7)])
+    for seed, dice in ((0, 0.80), (1, 0.90)):
+        run = records / f"supervised-s{seed}"
+        run.mkdir(parents=True)
+        (run / "val_log.csv").write_text(f"iteration,dice,hd95\n500,{dice - 0.2},3.0\n3500,{dice},1.0\n")
+    (records / "supervised7-s0").mkdir()  # a record without a curve adds nothing
+    curves = tta.record_curves(records)
+    assert list(curves) == ["chosen"] and len(curves["chosen"]) == 2
+    page, figure = tmp_path / "performance.md", tmp_path / "fig.png"
+    tta.write_page(page, results, figure, records)  # no calibration: CPU minutes, which a record lacks
+    assert "| chosen |" not in page.read_text()
+    calibration = {"seconds_per_iteration": {"quick": 0.24, "chosen": 0.2}, "steps": 40, "threads": 2,
+                   "measured": "now", "machine": "here", "load1_before": 0.5, "load1_after": 0.6}
+    (results / "calibration.json").write_text(json.dumps(calibration))
+    tta.write_page(page, results, figure, records)
+    text = page.read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith("| chosen |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    # 2 seeds, 3500 it x 0.2 s = 11.7 min, no measured times, mean Dice 0.85 at the end and 0.65 at 500
+    assert cells[2:] == ["2", "3500", "0.200", "11.7", "n/a", "n/a", "n/a", "0.850", "0.850 (3500)"]
+    assert "row `supervised`, 2 seed(s)" in text
+
+
 @pytest.mark.slow
 def test_smoke_runs_every_mode(tta, capsys):
     tta.main(["--smoke"])
