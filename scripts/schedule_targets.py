@@ -152,10 +152,19 @@ def verdict(target: Target, rows: dict[str, list[RunRecord]],
     return str(stats), str(stats.n), word + _seeds_left(records)
 
 
+def record_curves(records: Sequence[RunRecord]) -> list[dict[int, float]]:
+    """Iteration -> validation Dice, one dict per record that holds a curve (each record's file read once)."""
+    curves = [{int(p["iteration"]): p["dice"] for p in r.validation_curve()} for r in records]
+    return [c for c in curves if c]
+
+
 def mean_curve(records: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(iterations, mean Dice, std Dice) over the seeds whose records hold a curve, at their common points."""
-    curves = [{int(p["iteration"]): p["dice"] for p in r.validation_curve()} for r in records]
-    curves = [c for c in curves if c]
+    return _mean_of(record_curves(records))
+
+
+def _mean_of(curves: Sequence[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(iterations, mean, std) of ``curves`` at the iterations all of them hold; empty arrays for none."""
     if not curves:
         return np.array([]), np.array([]), np.array([])
     common = sorted(set.intersection(*(set(c) for c in curves)))
@@ -168,14 +177,15 @@ def curve_rows(rows: dict[str, list[RunRecord]]) -> list[str]:
     """Markdown rows: each row's mean validation Dice at :data:`CURVE_POINTS` and at its end, and its last gain."""
     lines = []
     for row in CURVE_ROWS:
-        its, mean, _ = mean_curve(rows.get(row, []))
+        curves = record_curves(rows.get(row, []))
+        its, mean, _ = _mean_of(curves)
         if not len(its):
             continue
         at = dict(zip(its.tolist(), mean.tolist()))
         cells = [f"{at[i]:.3f}" if i in at else "" for i in CURVE_POINTS]
         gain = at[its[-1]] - at[its[-1] - 500] if its[-1] - 500 in at else float("nan")
-        seeds = sum(1 for r in rows[row] if r.validation_curve())
-        lines.append(f"| {row} | {seeds} | " + " | ".join(cells) + f" | {mean[-1]:.3f} ({its[-1]}) | {gain:+.3f} |")
+        lines.append(f"| {row} | {len(curves)} | " + " | ".join(cells)
+                     + f" | {mean[-1]:.3f} ({its[-1]}) | {gain:+.3f} |")
     return lines
 
 
