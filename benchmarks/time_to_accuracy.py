@@ -22,7 +22,8 @@ which axis it used and under which conditions every number was measured.
         --runs /tmp/tta_runs
     # seconds per iteration of every recipe, side by side in one run (do it on a quiet machine)
     python benchmarks/time_to_accuracy.py --data ../shared/data/ACDC --calibrate 40 --recipe all
-    # figure + table into docs/performance.md from the stored CSVs and calibration
+    # figure + table into docs/performance.md from the stored CSVs and calibration, plus the shipped schedule's
+    # curves from the bench records (--records, default docs/results/runs; BENCH_ROWS below)
     python benchmarks/time_to_accuracy.py --page docs/performance.md
     python benchmarks/time_to_accuracy.py --smoke   # seconds, on the bundled sample: checks the script only
 
