@@ -273,25 +273,8 @@ def write_page(page: Path, folder: Path, figure: Path, records: Path | None = No
             f"{f'{spi:.3f}' if spi else 'n/a'} | {x[-1]:.1f} | {_cell(end['train_wall_s'] / 60)} | "
             f"{_cell(end['train_cpu_s'] / 60)} | {_cell(sum(r['load1'] for r in rows) / len(rows))} | "
             f"{end['val_dice']:.3f} | {best['val_dice']:.3f} ({int(best['iteration'])}) |")
-    ax.set_xlabel("training minutes alone on the CPU (iterations x calibrated s/it)" if calibrated
-                  else "process CPU minutes spent training (measured)")
-    ax.set_ylabel("validation mean Dice (last.pt)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(figure, dpi=120)
-    plt.close(fig)
-    if calibrated:
-        axis = (f"The x axis is iterations x seconds per iteration from one calibration run "
-                f"(`--calibrate {calibration['steps']}`, every recipe timed one after the other, "
-                f"{calibration['threads']} threads, measured {calibration['measured']} on {calibration['machine']}, "
-                f"1-minute load average "
-                f"{calibration['load1_before']} before and {calibration['load1_after']} after).")
-    else:
-        axis = ("The x axis is the process CPU minutes each curve spent training (no quiet calibration for every "
-                "recipe): on a shared machine the wall minutes overstate what a quiet one needs, the CPU minutes much "
-                "less so; with one thread they are about the wall minutes of the run alone on one core.")
+    _save_figure(fig, ax, figure, calibrated)
+    axis = _axis_sentence(calibration if calibrated else None)
     rel = os.path.relpath(figure, page.parent)
     body = (f"## Time to accuracy (`benchmarks/time_to_accuracy.py`)\n\n"
             f"Validation Dice (mean over the validation volumes and the foreground classes, whole slices on the "
@@ -302,6 +285,34 @@ def write_page(page: Path, folder: Path, figure: Path, records: Path | None = No
             f"![time to accuracy]({rel})\n\n"
             + "\n".join(lines) + "\n")
     replace_marked_block(page, BLOCK, body, "# Performance\n")
+
+
+def _save_figure(fig, ax, figure: Path, calibrated: bool) -> None:
+    """Label the axes (the x axis says which minutes it counts), then write and close the figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel("training minutes alone on the CPU (iterations x calibrated s/it)" if calibrated
+                  else "process CPU minutes spent training (measured)")
+    ax.set_ylabel("validation mean Dice (last.pt)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+
+
+def _axis_sentence(calibration: dict | None) -> str:
+    """What the page says of its x axis: the calibration run it rests on, or the measured CPU minutes."""
+    if calibration:
+        return (f"The x axis is iterations x seconds per iteration from one calibration run "
+                f"(`--calibrate {calibration['steps']}`, every recipe timed one after the other, "
+                f"{calibration['threads']} threads, measured {calibration['measured']} on {calibration['machine']}, "
+                f"1-minute load average "
+                f"{calibration['load1_before']} before and {calibration['load1_after']} after).")
+    return ("The x axis is the process CPU minutes each curve spent training (no quiet calibration for every "
+            "recipe): on a shared machine the wall minutes overstate what a quiet one needs, the CPU minutes much "
+            "less so; with one thread they are about the wall minutes of the run alone on one core.")
 
 
 def _records_sentence(curves: dict) -> str:
