@@ -41,6 +41,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from frugalseg.config import RunConfig
 
 _FORMER_QUICK = ["data.patch_size=[128,128]", "train.batch_size=8", "train.iterations=2000", "optim.name=sgd",
                  "optim.lr=0.01", "optim.lr_schedule=poly", "optim.warmup_iterations=0"]
@@ -87,7 +91,7 @@ SMOKE = ["data.patch_size=[64,64]", "model.features=[8,16,32,64,128]", "train.pr
 """``--smoke``: the bundled sample, a small U-Net at 64x64, a few steps: checks the script, measures nothing."""
 
 
-def recipe_config(config: str, schedule: str, recipe: str, data: str, extra: Sequence[str] = ()) -> object:
+def recipe_config(config: str, schedule: str, recipe: str, data: str, extra: Sequence[str] = ()) -> RunConfig:
     """The validated run config of ``recipe`` (its overrides, then ``extra``) over ``config``/``schedule``."""
     from frugalseg.config import load_config
 
