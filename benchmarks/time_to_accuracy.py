@@ -214,12 +214,12 @@ def record_curves(records: Path) -> dict[str, list[list[dict[str, float]]]]:
     Only iterations and Dice come from a record (its run trained beside another one, so its times say nothing
     of a run alone); such curves therefore go on the page only on the calibrated axis.
     """
-    from frugalseg.bench.records import read_validation_log
+    from frugalseg.bench.records import read_validation_log, row_record_dirs
 
     nan = float("nan")
     curves: dict[str, list[list[dict[str, float]]]] = {}
     for recipe, row in BENCH_ROWS.items():
-        for folder in sorted(records.glob(f"{row}-s*")):
+        for folder in row_record_dirs(records, row):
             log = read_validation_log(folder / "val_log.csv")
             if log:
                 curves.setdefault(recipe, []).append(

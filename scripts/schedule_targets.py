@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frugalseg.bench.records import VALIDATION_LOG, RunRecord, has_record, read_record
+from frugalseg.bench.records import VALIDATION_LOG, RunRecord, read_record, row_record_dirs
 from frugalseg.bench.tables import SeedStats, aggregate, metric_value
 from frugalseg.files import replace_marked_block
 
@@ -77,12 +77,8 @@ TARGETS: tuple[Target, ...] = (
 
 def read_rows(folder: Path, rows: Sequence[str]) -> dict[str, list[RunRecord]]:
     """The records of ``rows`` in a record store, by row, in seed order (rows without records are absent)."""
-    found: dict[str, list[RunRecord]] = {}
-    for row in rows:
-        paths = [p for p in folder.glob(f"{row}-s*") if has_record(p) and p.name[len(row) + 2:].isdigit()]
-        if paths:
-            found[row] = [read_record(p) for p in sorted(paths, key=lambda p: int(p.name[len(row) + 2:]))]
-    return found
+    found = {row: [read_record(p) for p in row_record_dirs(folder, row)] for row in rows}
+    return {row: records for row, records in found.items() if records}
 
 
 def last_dice(records: Sequence[RunRecord]) -> SeedStats:

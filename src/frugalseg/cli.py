@@ -5,7 +5,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg simulate --data DIR --kind points|scribbles|boxes|tags|budget [--budget FILE] --seed N --out FILE
     frugalseg pseudolabel --data DIR --annotations FILE --out FILE [--click-box N] [--cache DIR]
     frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume | --resume-with-changes | --overwrite]
-    frugalseg eval --checkpoint FILE --data DIR [--list FILE] --out DIR
+    frugalseg eval --checkpoint FILE --data DIR [--list FILE] [--network NAME] --out DIR
     frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
     frugalseg suggest --checkpoint FILE --data DIR [--annotations FILE] [--strategy S] [--n N] --out FILE
     frugalseg demo [--out DIR]
@@ -87,6 +87,8 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--network", help="evaluate this network of the checkpoint instead of the method's own "
+                                     "choice, e.g. a mean teacher's 'student' (an unknown name lists them)")
 
 
 def _add_predict(sub: Subparsers) -> None:
@@ -202,7 +204,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from frugalseg.commands.evaluate import run_eval
 
     print(run_eval(args.checkpoint, args.data, args.out, case_list=args.case_list, overwrite=args.overwrite,
-                   device=args.device))
+                   device=args.device, network=args.network))
     return 0
 
 

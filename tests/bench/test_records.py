@@ -24,6 +24,7 @@ from frugalseg.bench.records import (
     read_validation_log,
     record_dir,
     record_size,
+    row_record_dirs,
     write_record,
 )
 from frugalseg.bench.runner import RunMismatchError, record_finished_run, train_and_record
@@ -206,3 +207,14 @@ def test_only_the_methods_in_the_table_keep_method_state(tmp_path):
     (run / "config.json").write_text(json.dumps({"method": None}))
     with pytest.raises(RecordError, match="no method.name"):
         recorded_method_state(run)
+
+
+def test_a_rows_records_are_its_whole_ones_in_seed_order_and_never_a_longer_rows(tmp_path):
+    store = tmp_path / "records"
+    for name in ("pce-s10", "pce-s2", "pce_3k-s0", "pce-sx", "pce-s3"):
+        (store / name).mkdir(parents=True)
+        if name != "pce-s3":  # pce-s3 is a folder without record.json: a record being written, or a killed one
+            (store / name / "record.json").write_text("{}")
+    assert [p.name for p in row_record_dirs(store, "pce")] == ["pce-s2", "pce-s10"]
+    assert [p.name for p in row_record_dirs(store, "pce_3k")] == ["pce_3k-s0"]
+    assert row_record_dirs(tmp_path / "none", "pce") == []

@@ -76,7 +76,9 @@ def test_bench_records_give_the_shipped_schedule_on_the_calibrated_axis_only(tta
         run = records / f"supervised-s{seed}"
         run.mkdir(parents=True)
         (run / "val_log.csv").write_text(f"iteration,dice,hd95\n500,{dice - 0.2},3.0\n3500,{dice},1.0\n")
+        (run / "record.json").write_text("{}")
     (records / "supervised7-s0").mkdir()  # a record without a curve adds nothing
+    (records / "supervised7-s0" / "record.json").write_text("{}")
     curves = tta.record_curves(records)
     assert list(curves) == ["chosen"] and len(curves["chosen"]) == 2
     page, figure = tmp_path / "performance.md", tmp_path / "fig.png"

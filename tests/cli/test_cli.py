@@ -87,6 +87,17 @@ def test_checkpoint_of_other_architecture_or_class_count(trained, tmp_path, caps
     assert torch.is_tensor(w)
 
 
+def test_eval_of_a_named_network_is_recorded_and_an_unknown_one_writes_nothing(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoints" / "best.pt")
+    assert main(["eval", "--checkpoint", ckpt, "--data", str(sample_root()), "--network", "student", "--out",
+                 str(tmp_path / "s")]) == 0
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["network"] == "student"
+    rc = main(["eval", "--checkpoint", ckpt, "--data", str(sample_root()), "--network", "teacher", "--out",
+               str(tmp_path / "t")])
+    assert rc == 2 and "no network 'teacher' in this supervised checkpoint; it holds student" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
 def test_out_pointing_at_existing_run_refuses(trained, capsys):
     marker = (trained / "summary.json").read_text()
     rc = main(["train", "sample_supervised", f"data.root={sample_root()}", *TINY, "--out", str(trained)])

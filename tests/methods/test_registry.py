@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from frugalseg.errors import CheckpointError
 from frugalseg.methods import METHODS, build_method
 from frugalseg.methods.restore import load_trained_model
 from frugalseg.training.checkpoint import save_checkpoint
@@ -37,6 +38,34 @@ def test_a_checkpoint_without_in_channels_is_one_channel(tmp_path):
     method = build_method(config, 1, num_classes=4)
     save_checkpoint({"config": config.to_dict(), "num_classes": 4, "method": method.state_dict()}, tmp_path / "old.pt")
     assert load_trained_model(tmp_path / "old.pt").network(torch.zeros(1, 1, 64, 64)).shape[1] == 4
+
+
+def _mean_teacher_checkpoint(path):
+    """A mean-teacher checkpoint whose student and teacher differ: the student's weights are all 0.25."""
+    config = tiny_config("mean_teacher")
+    method = build_method(config, 1, num_classes=4)
+    with torch.no_grad():
+        for p in method.nets["student"].parameters():
+            p.fill_(0.25)
+    save_checkpoint({"config": config.to_dict(), "num_classes": 4, "method": method.state_dict()}, path)
+
+
+def test_restore_returns_the_method_choice_or_the_named_network(tmp_path):
+    _mean_teacher_checkpoint(tmp_path / "mt.pt")
+
+    def first_weight(network):
+        return next(network.parameters()).flatten()[0].item()
+
+    assert first_weight(load_trained_model(tmp_path / "mt.pt").network) != 0.25  # the teacher, by the method's choice
+    assert first_weight(load_trained_model(tmp_path / "mt.pt", network="student").network) == 0.25
+    assert first_weight(load_trained_model(tmp_path / "mt.pt", network="teacher").network) != 0.25
+
+
+def test_restore_names_the_networks_a_checkpoint_holds_when_asked_for_another(tmp_path):
+    _mean_teacher_checkpoint(tmp_path / "mt.pt")
+    with pytest.raises(CheckpointError, match=r"mt\.pt: no network 'peer' in this mean_teacher checkpoint; "
+                                              r"it holds student, teacher"):
+        load_trained_model(tmp_path / "mt.pt", network="peer")
 
 
 @pytest.mark.parametrize("module", ["frugalseg.engine.trainer", "frugalseg.engine.run_data", "frugalseg.training"])

@@ -240,6 +240,17 @@ def has_record(path: Path) -> bool:
     return (path / "record.json").is_file()
 
 
+def row_record_dirs(records: str | Path, label: str) -> list[Path]:
+    """The whole records of one row in a record store, in seed order (``[]`` for none).
+
+    Only ``<label>-s<integer>`` folders count, so a row whose name extends another (``supervised7`` and
+    ``supervised7_b4``) never reads the other's seeds.
+    """
+    prefix = f"{label}-s"
+    found = [p for p in Path(records).glob(f"{label}-s*") if p.name[len(prefix):].isdigit() and has_record(p)]
+    return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+
+
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))

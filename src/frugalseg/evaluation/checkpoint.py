@@ -43,11 +43,13 @@ def evaluate_checkpoint(
     split: str = "val",
     overwrite: bool = False,
     device: str | None = None,
+    network: str | None = None,
 ) -> EvalOutput:
     """Evaluate ``checkpoint`` on the cases of ``data`` (``--list`` or the source's ``split``); write reports.
 
-    Everything that can fail on bad input (missing folder, empty list, a checkpoint for another
-    class count) fails before ``out`` is written.
+    ``network`` evaluates another of the checkpoint's networks than the method's own choice (a mean
+    teacher's ``student``); the summary names it. Everything that can fail on bad input (missing folder,
+    empty list, a checkpoint for another class count, an unknown network) fails before ``out`` is written.
     """
     from frugalseg.engine.run_data import check_ids, read_case_list
     from frugalseg.evaluation.inference import evaluate_cases
@@ -61,7 +63,7 @@ def evaluate_checkpoint(
         if p.exists() and not overwrite:
             raise OutputExistsError(p)
     dev = check_device(device, "--device") or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_trained_model(checkpoint, dev)
+    model = load_trained_model(checkpoint, dev, network)
     source = open_source(data)
     if source.num_classes != model.num_classes:
         raise CheckpointError(
@@ -83,5 +85,7 @@ def evaluate_checkpoint(
     summary = summarise(results, source.classes)
     summary["checkpoint"] = str(checkpoint)
     summary["data"] = str(data)
+    if network is not None:
+        summary["network"] = network
     write_reports(results, summary, csv_path, json_path, source.classes, overwrite=overwrite)
     return EvalOutput(summary, csv_path, json_path)
