@@ -12,6 +12,14 @@ compares with the true label map:
 Dice of a class is computed per slice and averaged over the slices where the class is in the true mask or
 in the pseudo-label (slices where both lack it are left out).
 
+**Before the merge** (``--unmerged``, into the ``<!-- medsam_unmerged -->`` block): the label map is made from
+every box's own mask by the overlap rule (:mod:`frugalseg.pseudolabels.merge`). To say where a poor class
+comes from, this mode runs LiteMedSAM on the chosen slices again (the cache holds merged maps only) and
+scores each class's own mask (the union of its boxes' masks, cut at each box's edge, before any other box
+competes for its pixels) against the true class and against the true class with its holes filled (the
+myocardium's ring filled is the epicardium: the ring and the LV cavity), beside the merged label; then,
+pixels pooled over the slices, where each true class's pixels end up in the merged label.
+
 **Long runs.** Label maps go to the pseudo-label cache the bench reads (``--cache``, default
 ``$FRUGALSEG_CACHE/pseudolabels``), one file per slice written as soon as it is made, with a progress bar:
 a run that is killed loses at most the slice in hand, and the same command run again takes every finished
@@ -28,6 +36,8 @@ the files ``docs/results.md`` includes under those budgets (``include`` in ``ben
         --page docs/methods/medsam_boxes.md --tables docs/results
     python scripts/medsam_quality.py --data ../shared/data/ACDC --budget masks7_boxes --sample 10 \\
         --click-box 16 32 --page docs/methods/medsam_boxes.md   # a quick look, clicks too
+    python scripts/medsam_quality.py --data ../shared/data/ACDC --budget masks7_boxes --sample 60 --unmerged \\
+        --page docs/methods/medsam_boxes.md
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from frugalseg.bench.provenance import machine_description, utc_now
 from frugalseg.data.annotations import AnnotationFile
@@ -58,6 +69,8 @@ from frugalseg.pseudolabels.generate import (
     needs_pseudolabel,
     pseudolabel_items,
 )
+from frugalseg.pseudolabels.litemedsam import BoxPrompt
+from frugalseg.pseudolabels.merge import resolve_boxes
 
 BUDGETS = ("masks7_boxes", "masks3_boxes_tags")
 
@@ -74,6 +87,80 @@ def dice_rows(truth: Sequence[np.ndarray], labels: Sequence[np.ndarray], classes
                 scores.append(2.0 * (tc & pc).sum() / denom)
         out.append(float(np.mean(scores)) if scores else float("nan"))
     return out
+
+
+def mask_dice(truth: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> float:
+    """Mean Dice of binary masks over the slices where the true or the predicted mask is not empty."""
+    pairs = [(t, m) for t, m in zip(truth, masks, strict=True) if t.any() or m.any()]
+    scores = [2.0 * (t & m).sum() / (t.sum() + m.sum()) for t, m in pairs]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def own_masks(logits: np.ndarray, item_boxes: Sequence[BoxPrompt], classes: Sequence[int],
+              num_classes: int) -> np.ndarray:
+    """(num_classes, H, W): per class, the union of its boxes' own masks (logit > 0), each cut at its box's edge."""
+    masks = np.zeros((num_classes, *logits.shape[1:]), dtype=bool)
+    for k, (b, c) in enumerate(zip(item_boxes, classes, strict=True)):
+        inside = np.zeros(logits.shape[1:], dtype=bool)
+        inside[b.y0 : b.y1 + 1, b.x0 : b.x1 + 1] = True
+        masks[c] |= (logits[k] > 0) & inside
+    return masks
+
+
+@dataclass
+class Unmerged:
+    """Per slice: the true label map, each class's own mask before the merge, and the merged label map."""
+
+    truth: list[np.ndarray]
+    own: list[np.ndarray]
+    merged: list[np.ndarray]
+
+    def class_row(self, c: int) -> list[float]:
+        """Dice of class ``c``: own mask against the class, against the class with holes filled; merged label."""
+        true = [t == c for t in self.truth]
+        filled = [ndimage.binary_fill_holes(t) for t in true]
+        own = [o[c] for o in self.own]
+        return [mask_dice(true, own), mask_dice(filled, own), mask_dice(true, [m == c for m in self.merged])]
+
+    def shares(self, c: int, num_classes: int) -> tuple[int, list[float]]:
+        """Pixels of true class ``c`` pooled over the slices, and the share the merged label gives each class."""
+        counts = np.zeros(num_classes, dtype=np.int64)
+        for t, m in zip(self.truth, self.merged, strict=True):
+            counts += np.bincount(m[t == c].ravel(), minlength=num_classes)[:num_classes]
+        total = int(counts.sum())
+        return total, [float(n) / total if total else float("nan") for n in counts]
+
+
+def unmerged(b: Budgeted, chosen: Sequence[SliceItem], num_classes: int) -> Unmerged:
+    """LiteMedSAM run again on ``chosen`` (with a progress bar), keeping each class's own mask and the merge."""
+    from tqdm import tqdm
+
+    from frugalseg.pseudolabels import litemedsam
+
+    model = litemedsam.LiteMedSAM()
+    out = Unmerged([], [], [])
+    for it in tqdm(chosen, desc=f"{b.name}: masks before the merge", unit="slice"):
+        boxes, classes = item_prompts(b.ann.items[it.item_id], it.shape, None)
+        logits = model.box_logits(it.image, boxes)
+        out.truth.append(np.asarray(it.label))
+        out.own.append(own_masks(logits, boxes, classes, num_classes))
+        out.merged.append(resolve_boxes(logits, boxes, classes))
+    return out
+
+
+def unmerged_tables(found: Unmerged, names: Sequence[str]) -> list[str]:
+    """Dice per class before and after the merge, and where each true class's pixels go in the merged label."""
+    lines = ["| class | own mask vs the class | own mask vs the class, holes filled | merged label vs the class |",
+             "|---|---|---|---|"]
+    for c, name in enumerate(names, start=1):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in found.class_row(c)) + " |")
+    labels = ["background", *names]
+    lines += ["", "| true class | pixels | " + " | ".join(f"→ {n}" for n in labels) + " |",
+              "|---" * (len(labels) + 2) + "|"]
+    for c, name in enumerate(names, start=1):
+        total, shares = found.shares(c, len(labels))
+        lines.append(f"| {name} | {total:,} | " + " | ".join(f"{v:.1%}" for v in shares) + " |")
+    return lines
 
 
 def pseudo_maps(items: Sequence[SliceItem], ann: AnnotationFile, click_box: int | None, cache: Path) -> list:
@@ -167,6 +254,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--page", type=Path)
     parser.add_argument("--block", default="medsam_quality")
     parser.add_argument("--tables", type=Path, help="also write DIR/medsam_quality_<budget>.md per budget")
+    parser.add_argument("--unmerged", action="store_true",
+                        help="each class's own mask before the merge (runs the model; block medsam_unmerged)")
     return parser.parse_args(argv)
 
 
@@ -180,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(list_lines(budgets, cache, args.per_slice, args.per_box)))
         return 0
     names = [source.classes[c] for c in range(1, source.num_classes)]
+    if args.unmerged:
+        return write_unmerged(args, budgets, names, source.num_classes)
     rows, subsets, t0 = [], [], time.perf_counter()
     for b in budgets:
         chosen = b.chosen(args.sample, args.seed)
@@ -204,6 +295,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             mine = [r for r in rows if r[0] == b.name]
             write_text_atomic(args.tables / f"{args.block}_{b.name}.md",
                               "\n".join([intro, "", *table(mine, names)]) + "\n", overwrite=True)
+    return 0
+
+
+def write_unmerged(args: argparse.Namespace, budgets: Sequence[Budgeted], names: Sequence[str],
+                   num_classes: int) -> int:
+    """``--unmerged``: per budget, the tables of :func:`unmerged_tables`, printed and into ``--page``."""
+    parts, t0 = [], time.perf_counter()
+    for b in budgets:
+        chosen = b.chosen(args.sample, args.seed)
+        parts += [f"`{b.name}`, {len(chosen)} of its {len(b.boxed)} boxed training slices:", "",
+                  *unmerged_tables(unmerged(b, chosen, num_classes), names), ""]
+    command = (f"python scripts/medsam_quality.py --data DATA --budget {' '.join(args.budget)} --sample {args.sample} "
+               f"--seed {args.seed} --threads {args.threads} --unmerged")
+    intro = (f"Each class's own LiteMedSAM mask before the merge, and the merged label (seeded subset, seed "
+             f"{args.seed}; simulation seed 0). Command: `{command}`; {utc_now()}, {machine_description('cpu')}, "
+             f"load average {os.getloadavg()[0]:.1f}, {time.perf_counter() - t0:.0f} s.")
+    text = "\n".join([intro, "", *parts]).rstrip() + "\n"
+    print(text)
+    if args.page:
+        replace_marked_block(args.page, "medsam_unmerged", text)
     return 0
 
 

@@ -46,6 +46,43 @@ def test_dice_by_hand(script):
     assert np.isnan(script.dice_rows(truth, labels, [3])[0])
 
 
+def test_before_the_merge_by_hand(script):
+    from frugalseg.pseudolabels.litemedsam import BoxPrompt
+
+    truth = np.zeros((5, 5), dtype=np.int64)
+    truth[1:4, 1:4] = 2  # a myocardium ring of 8 pixels around
+    truth[2, 2] = 3  # a one-pixel LV cavity
+    boxes, classes = [BoxPrompt(1, 1, 3, 3), BoxPrompt(2, 2, 2, 2)], [2, 3]
+    logits = np.full((2, 5, 5), -1.0)
+    logits[0, 1:4, 1:4] = 2.0  # the Myo box's mask is the filled disc, surer than the LV box's at the centre
+    logits[1, 2, 2] = 1.0
+    own = script.own_masks(logits, boxes, classes, 4)
+    assert own[2].sum() == 9 and own[3].sum() == 1 and not own[1].any()
+    found = script.Unmerged([truth], [own], [script.resolve_boxes(logits, boxes, classes)])
+    # Myo: 2*8/(8+9) against the ring, 1 against the ring filled, and the merged Myo is the same disc
+    assert found.class_row(2) == pytest.approx([16 / 17, 1.0, 16 / 17])
+    # LV: its own mask is exact; merged, the Myo box wins its one pixel
+    assert found.class_row(3) == pytest.approx([1.0, 1.0, 0.0])
+    assert found.shares(3, 4) == (1, [0.0, 0.0, 1.0, 0.0])
+    assert found.shares(2, 4) == (8, [0.0, 0.0, 1.0, 0.0])
+    assert np.isnan(found.class_row(1)).all() and found.shares(1, 4)[0] == 0
+
+
+def test_unmerged_tables_go_to_their_own_block(script, tmp_path, fake_model):
+    page = tmp_path / "page.md"
+    page.write_text("# page\n\n<!-- medsam_quality -->\nkept\n<!-- medsam_quality -->\n")
+    assert _run(script, tmp_path, "--sample", "3", "--unmerged", "--page", str(page)) == 0
+    text = page.read_text()
+    assert "kept" in text and text.count("<!-- medsam_unmerged -->") == 2
+    assert f"`{BUDGET}`, 3 of its 15 boxed training slices:" in text
+    dice = [ln for ln in text.splitlines() if ln.startswith(("| RV |", "| Myo |", "| LV |")) and "%" not in ln]
+    shares = [ln for ln in text.splitlines() if ln.startswith(("| RV |", "| Myo |", "| LV |")) and "%" in ln]
+    assert len(dice) == 3 and len(shares) == 3
+    for line in shares:  # each true class's pixels all go somewhere
+        assert sum(float(c.rstrip("%")) for c in line.strip(" |").split(" | ")[2:]) == pytest.approx(100, abs=0.3)
+    assert fake_model.loads == 1 and not (tmp_path / "cache").exists()
+
+
 def test_list_counts_slices_boxes_and_the_time_left_and_runs_no_model(script, tmp_path, capsys, fake_model):
     lines = _listed(script, tmp_path, capsys)
     assert lines[0] == f"{BUDGET}: 15 boxed slices, 42 boxes; 0 slices cached in {tmp_path / 'cache'}"
