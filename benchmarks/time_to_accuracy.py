@@ -234,13 +234,12 @@ def _cell(value: float, digits: int = 1) -> str:
 
 
 def mean_curve(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
-    """Point-wise mean over seeds, on the iterations every seed reached."""
-    common = sorted(set.intersection(*({r["iteration"] for r in rows} for rows in runs)))
-    out = []
-    for it in common:
-        at = [next(r for r in rows if r["iteration"] == it) for rows in runs]
-        out.append({k: sum(r[k] for r in at) / len(at) for k in at[0]})
-    return out
+    """Point-wise mean over seeds at the iterations every seed reached (``records.mean_over_seeds``)."""
+    from frugalseg.bench.records import mean_over_seeds
+
+    curve = mean_over_seeds(runs)
+    return [{"iteration": float(it), **{k: float(v[j]) for k, v in curve.mean.items()}}
+            for j, it in enumerate(curve.iterations)]
 
 
 def write_page(page: Path, folder: Path, figure: Path, records: Path | None = None) -> None:

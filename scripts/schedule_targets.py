@@ -36,9 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from frugalseg.bench.records import VALIDATION_LOG, RunRecord, read_record, row_record_dirs
+from frugalseg.bench.records import VALIDATION_LOG, RunRecord, SeedMean, mean_over_seeds, read_record, row_record_dirs
 from frugalseg.bench.tables import SeedStats, aggregate, metric_value
 from frugalseg.files import replace_marked_block
 
@@ -148,39 +146,23 @@ def verdict(target: Target, rows: dict[str, list[RunRecord]],
     return str(stats), str(stats.n), word + _seeds_left(records)
 
 
-def record_curves(records: Sequence[RunRecord]) -> list[dict[int, float]]:
-    """Iteration -> validation Dice, one dict per record that holds a curve (each record's file read once)."""
-    curves = [{int(p["iteration"]): p["dice"] for p in r.validation_curve()} for r in records]
-    return [c for c in curves if c]
-
-
-def mean_curve(records: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(iterations, mean Dice, std Dice) over the seeds whose records hold a curve, at their common points."""
-    return _mean_of(record_curves(records))
-
-
-def _mean_of(curves: Sequence[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(iterations, mean, std) of ``curves`` at the iterations all of them hold; empty arrays for none."""
-    if not curves:
-        return np.array([]), np.array([]), np.array([])
-    common = sorted(set.intersection(*(set(c) for c in curves)))
-    values = np.array([[c[i] for i in common] for c in curves])
-    std = values.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(common))
-    return np.array(common), values.mean(axis=0), std
+def mean_curve(records: Sequence[RunRecord]) -> SeedMean:
+    """The records' validation curves averaged over the seeds that hold one (each record's file read once)."""
+    return mean_over_seeds([r.validation_curve() for r in records])
 
 
 def curve_rows(rows: dict[str, list[RunRecord]]) -> list[str]:
     """Markdown rows: each row's mean validation Dice at :data:`CURVE_POINTS` and at its end, and its last gain."""
     lines = []
     for row in CURVE_ROWS:
-        curves = record_curves(rows.get(row, []))
-        its, mean, _ = _mean_of(curves)
-        if not len(its):
+        curve = mean_curve(rows.get(row, []))
+        if not curve.seeds or not len(curve.iterations):
             continue
-        at = dict(zip(its.tolist(), mean.tolist()))
+        its, mean = curve.iterations.tolist(), curve.mean["dice"]
+        at = dict(zip(its, mean.tolist()))
         cells = [f"{at[i]:.3f}" if i in at else "" for i in CURVE_POINTS]
         gain = at[its[-1]] - at[its[-1] - 500] if its[-1] - 500 in at else float("nan")
-        lines.append(f"| {row} | {len(curves)} | " + " | ".join(cells)
+        lines.append(f"| {row} | {curve.seeds} | " + " | ".join(cells)
                      + f" | {mean[-1]:.3f} ({its[-1]}) | {gain:+.3f} |")
     return lines
 
@@ -218,9 +200,10 @@ def plot(rows: dict[str, list[RunRecord]], figure: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for row in CURVE_ROWS:
-        its, mean, std = mean_curve(rows.get(row, []))
-        if len(its):
-            (line,) = ax.plot(its, mean, marker="o", label=f"{row} ({len(rows[row])} seeds)")
+        curve = mean_curve(rows.get(row, []))
+        if len(curve.iterations):
+            its, mean, std = curve.iterations, curve.mean["dice"], curve.std["dice"]
+            (line,) = ax.plot(its, mean, marker="o", label=f"{row} ({curve.seeds} seeds)")
             ax.fill_between(its, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     for target in TARGETS:
         if target.floor is not None:

@@ -19,6 +19,7 @@ from frugalseg.bench.records import (
     Panel,
     RecordError,
     has_record,
+    mean_over_seeds,
     read_record,
     read_run,
     read_validation_log,
@@ -218,3 +219,17 @@ def test_a_rows_records_are_its_whole_ones_in_seed_order_and_never_a_longer_rows
     assert [p.name for p in row_record_dirs(store, "pce")] == ["pce-s2", "pce-s10"]
     assert [p.name for p in row_record_dirs(store, "pce_3k")] == ["pce_3k-s0"]
     assert row_record_dirs(tmp_path / "none", "pce") == []
+
+
+def test_mean_over_seeds_by_hand_at_the_common_iterations():
+    curves = [[{"iteration": 500, "dice": 0.2, "hd95": 9.0}, {"iteration": 1000, "dice": 0.4, "hd95": 5.0}],
+              [{"iteration": 500, "dice": 0.4}, {"iteration": 1000, "dice": 0.6}, {"iteration": 1500, "dice": 0.7}],
+              []]  # a record without a curve is left out
+    curve = mean_over_seeds(curves)
+    assert curve.seeds == 2 and curve.iterations.tolist() == [500, 1000]
+    assert list(curve.mean) == ["dice"]  # hd95 is not in every curve
+    assert curve.mean["dice"].tolist() == pytest.approx([0.3, 0.5])
+    assert curve.std["dice"].tolist() == pytest.approx([0.1414214, 0.1414214])
+    one = mean_over_seeds(curves[1:2])
+    assert one.seeds == 1 and one.std["dice"].tolist() == [0.0, 0.0, 0.0]
+    assert mean_over_seeds([[], []]).seeds == 0

@@ -100,9 +100,9 @@ def test_curves_average_the_seeds_that_hold_one(script, tmp_path):
     _record(store, "supervised3", 1, 0.5, curve=[0.3, 0.5, 0.55, 0.6, 0.62, 0.63, 0.66])
     _record(store, "supervised3", 2, 0.5)  # a record of before the curves were kept
     rows = script.read_rows(store, ["supervised3"])
-    its, mean, std = script.mean_curve(rows["supervised3"])
-    assert its.tolist() == [500, 1000, 1500, 2000, 2500, 3000, 3500]
-    assert mean[0] == pytest.approx(0.25) and std[0] == pytest.approx(0.0707107, abs=1e-6)
+    curve = script.mean_curve(rows["supervised3"])
+    assert curve.seeds == 2 and curve.iterations.tolist() == [500, 1000, 1500, 2000, 2500, 3000, 3500]
+    assert curve.mean["dice"][0] == pytest.approx(0.25) and curve.std["dice"][0] == pytest.approx(0.0707107, abs=1e-6)
     # at 500, 1000, 2000, 3000; the end (0.60 at 3500) and its gain over the last 500 (0.60 - 0.58)
     assert script.curve_rows(rows) == ["| supervised3 | 2 | 0.250 | 0.450 | 0.550 | 0.580 | 0.600 (3500) | +0.020 |"]
 

@@ -43,7 +43,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,6 +228,38 @@ def read_validation_log(path: Path) -> list[dict[str, float]]:
     if any("iteration" not in row or "dice" not in row for row in curve):
         raise RecordError(f"{path}: a validation curve needs the columns iteration and dice")
     return curve
+
+
+@dataclass(frozen=True)
+class SeedMean:
+    """Validation curves of several seeds averaged point by point: each column's mean and sample std."""
+
+    seeds: int
+    """How many curves were averaged (empty ones are left out)."""
+    iterations: np.ndarray
+    """The iterations every curve holds, ascending."""
+    mean: dict[str, np.ndarray]
+    std: dict[str, np.ndarray]
+    """Sample std over the seeds (0 for one curve)."""
+
+
+def mean_over_seeds(curves: Sequence[Sequence[Mapping[str, float]]]) -> SeedMean:
+    """Point-wise mean and std over seeds of curves (rows with ``iteration``), at the iterations all of them hold.
+
+    Every column that all those rows hold is averaged; a curve without rows is left out.
+    """
+    by_iteration = [{int(row["iteration"]): row for row in curve} for curve in curves if curve]
+    if not by_iteration:
+        return SeedMean(0, np.array([], dtype=np.int64), {}, {})
+    common = sorted(set.intersection(*(set(c) for c in by_iteration)))
+    rows = [c[i] for c in by_iteration for i in common]
+    columns = sorted(set.intersection(*(set(r) for r in rows)) - {"iteration"}) if rows else []
+    mean, std = {}, {}
+    for key in columns:
+        values = np.array([[c[i][key] for i in common] for c in by_iteration], dtype=np.float64)
+        mean[key] = values.mean(axis=0)
+        std[key] = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(len(common))
+    return SeedMean(len(by_iteration), np.array(common, dtype=np.int64), mean, std)
 
 
 def record_dir(records: str | Path, label: str, seed: int) -> Path:
