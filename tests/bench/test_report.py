@@ -3,9 +3,10 @@ from __future__ import annotations
 from frugalseg.bench.cost import counts_cost, load_cost_model
 from frugalseg.bench.matrix import load_matrix, row_config
 from frugalseg.bench.papers import load_paper_results
-from frugalseg.bench.report import Header, RowResult, render_report
+from frugalseg.bench.report import Header, RowResult, against_baseline, render_report
 from frugalseg.bench.results_page import included
 from frugalseg.bench.runner import load_record
+from frugalseg.bench.tables import SeedStats
 from tests.bench.fakes import fake_run
 
 MASKS = {"format": "frugalseg.annotations/1", "classes": {"1": "RV", "2": "Myo", "3": "LV"},
@@ -49,7 +50,8 @@ def test_report_tables_deltas_costs_papers_and_pending_rows(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     # annotation: 68 masks x 3 structures x 20 s; Δ vs supervised3: 0.61 - 0.52
     assert cells[:6] == ["mean_teacher3", "mean_teacher", "method", "2", "4,080", "0.610 ± 0.014"]
-    assert cells[-2:] == ["+0.090", "10.5"]
+    # 0.610 ± 0.014 against 0.520 ± 0.028: the ranges [0.596, 0.624] and [0.492, 0.548] lie apart
+    assert cells[-2:] == ["+0.090, above", "10.5"]
     action = [c.strip() for c in next(ln for ln in lines if ln.startswith("| action3 |")).strip("|").split("|")]
     assert action[3] == "1/2" and action[-2] == "+0.180"
     assert "Annotation cost of the budget: **4,080 s (1.1 h)**" in text
@@ -64,6 +66,15 @@ def test_report_tables_deltas_costs_papers_and_pending_rows(tmp_path):
     assert "![Dice against annotation cost](figures/x.png)" in text
     assert "[results/per_volume_last.csv](results/per_volume_last.csv)" in text
     assert "## Appendix: `best.pt`" in text and "annotation-cost.md" in text
+
+
+def test_against_baseline_says_above_or_below_only_when_the_ranges_lie_apart():
+    base = SeedStats(0.80, 0.01, 3)
+    assert against_baseline(SeedStats(0.83, 0.015, 3), base) == "+0.030, above"  # 0.815 > 0.81
+    assert against_baseline(SeedStats(0.82, 0.015, 3), base) == "+0.020, within ± std"  # 0.805 < 0.81
+    assert against_baseline(SeedStats(0.778, 0.008, 3), SeedStats(0.810, 0.005, 3)) == "-0.032, below"
+    assert against_baseline(SeedStats(0.708, 0.017, 3), SeedStats(0.717, 0.017, 3)) == "-0.009, within ± std"
+    assert against_baseline(SeedStats(0.90, None, 1), base) == "+0.100"  # one seed: no range, no word
 
 
 def test_report_prints_each_rows_note_under_every_table_that_lists_it_trained_or_not(tmp_path):

@@ -19,6 +19,7 @@ from frugalseg.bench.papers import PaperEntry, PaperResults
 from frugalseg.bench.records import RunRecord
 from frugalseg.bench.tables import (
     METRICS,
+    SeedStats,
     aggregate,
     class_names,
     markdown_table,
@@ -51,7 +52,28 @@ class RowResult:
         return [r.summaries[which] for r in self.records if which in r.summaries]
 
     def dice(self, which: str = MAIN) -> float:
-        return aggregate([metric_value(s, "dice") for s in self.summaries(which)]).mean
+        return self.dice_stats(which).mean
+
+    def dice_stats(self, which: str = MAIN) -> SeedStats:
+        """Mean ± sample std over the finished seeds of each seed's mean Dice."""
+        return aggregate([metric_value(s, "dice") for s in self.summaries(which)])
+
+
+def against_baseline(method: SeedStats, baseline: SeedStats) -> str:
+    """The Δ cell: method minus baseline mean Dice, and whether their mean ± std ranges lie apart.
+
+    ``above`` or ``below`` when the two rows' ranges (mean ± sample std over seeds) do not overlap, ``within
+    ± std`` when they do: a row that only wins inside the seeds' spread is not said to beat its baseline. With
+    one seed on either side there is no range, and the cell is the difference alone.
+    """
+    delta = f"{method.mean - baseline.mean:+.3f}"
+    if method.std is None or baseline.std is None:
+        return delta
+    if method.mean - method.std > baseline.mean + baseline.std:
+        return f"{delta}, above"
+    if method.mean + method.std < baseline.mean - baseline.std:
+        return f"{delta}, below"
+    return f"{delta}, within ± std"
 
 
 @dataclass
@@ -106,10 +128,11 @@ def _header(h: Header, results: Mapping[str, RowResult]) -> list[str]:
         "",
         "Each row is one method trained on one annotation budget with each seed, scored on the data's validation "
         "volumes per volume and per class, then averaged (docs/evaluation.md). A cell is the mean ± sample std "
-        "over seeds of each seed's mean over volumes. Main tables score `last.pt` (no checkpoint selection); the "
-        "appendix scores `best.pt`, selected on the same validation volumes (optimistic). The `quick` schedule is a "
-        "reduced one (a 2-core CPU trains a row in minutes): its numbers are below what the papers' schedules reach "
-        "and are meant to rank methods under the same budget, not to reproduce the papers.",
+        "over seeds of each seed's mean over volumes; the Δ column says `above` or `below` the budget's baseline "
+        "only where the two rows' mean ± std ranges do not overlap. Main tables score `last.pt` (no checkpoint "
+        "selection); the appendix scores `best.pt`, selected on the same validation volumes (optimistic). The "
+        "`quick` schedule is a reduced one (a 2-core CPU trains a row in minutes): its numbers are below what the "
+        "papers' schedules reach and are meant to rank methods under the same budget, not to reproduce the papers.",
         "",
     ]
 
@@ -145,7 +168,7 @@ def _budget_table(budget: Budget, results: Mapping[str, RowResult], seeds: Seque
         return []
     classes = class_names(results[done[0]].summaries(which))
     reference = budget.baselines[0] if budget.baselines else None
-    ref_dice = results[reference].dice(which) if reference in done else None
+    ref_dice = results[reference].dice_stats(which) if reference in done else None
     rows = []
     for label in done:
         res = results[label]
@@ -155,7 +178,7 @@ def _budget_table(budget: Budget, results: Mapping[str, RowResult], seeds: Seque
         if ref_dice is None or label == reference:
             delta = "—"
         else:
-            delta = f"{res.dice(which) - ref_dice:+.3f}"
+            delta = against_baseline(res.dice_stats(which), ref_dice)
         minutes = [r.train_seconds / 60 for r in res.records if math.isfinite(r.train_seconds)]
         train = f"{sum(minutes) / len(minutes):.1f}" if minutes else "—"
         role = "baseline" if label in budget.baselines else "method"
