@@ -6,7 +6,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg pseudolabel --data DIR --annotations FILE --out FILE [--click-box N] [--cache DIR]
     frugalseg train CONFIG [key.sub=value ...] [--out DIR] [--resume | --resume-with-changes | --overwrite]
     frugalseg eval --checkpoint FILE --data DIR [--list FILE] [--network NAME] --out DIR
-    frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite]
+    frugalseg predict --checkpoint FILE --input PATH --out DIR [--overwrite] [--network NAME]
     frugalseg suggest --checkpoint FILE --data DIR [--annotations FILE] [--strategy S] [--n N] --out FILE
     frugalseg demo [--out DIR]
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ... | --row LABEL=CONFIG[,K=V...] ...]
@@ -87,8 +87,12 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--network", help="evaluate this network of the checkpoint instead of the method's own "
-                                     "choice, e.g. a mean teacher's 'student' (an unknown name lists them)")
+    _add_network(p)
+
+
+def _add_network(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--network", help="use this network of the checkpoint instead of the method's own choice, "
+                                     "e.g. a mean teacher's 'student' (an unknown name lists them)")
 
 
 def _add_predict(sub: Subparsers) -> None:
@@ -98,6 +102,7 @@ def _add_predict(sub: Subparsers) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device")
+    _add_network(p)
 
 
 def _add_suggest(sub: Subparsers) -> None:
@@ -212,7 +217,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     """Write NIfTI label maps."""
     from frugalseg.commands.predict import predict_to_nifti
 
-    paths = predict_to_nifti(args.checkpoint, args.input, args.out, overwrite=args.overwrite, device=args.device)
+    paths = predict_to_nifti(args.checkpoint, args.input, args.out, overwrite=args.overwrite, device=args.device,
+                             network=args.network)
     print(f"wrote {len(paths)} label map(s) to {args.out}")
     return 0
 

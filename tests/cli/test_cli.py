@@ -87,7 +87,7 @@ def test_checkpoint_of_other_architecture_or_class_count(trained, tmp_path, caps
     assert torch.is_tensor(w)
 
 
-def test_eval_of_a_named_network_is_recorded_and_an_unknown_one_writes_nothing(trained, tmp_path, capsys):
+def test_eval_and_predict_of_a_named_network_and_an_unknown_one_writes_nothing(trained, tmp_path, capsys):
     ckpt = str(trained / "checkpoints" / "best.pt")
     assert main(["eval", "--checkpoint", ckpt, "--data", str(sample_root()), "--network", "student", "--out",
                  str(tmp_path / "s")]) == 0
@@ -96,6 +96,12 @@ def test_eval_of_a_named_network_is_recorded_and_an_unknown_one_writes_nothing(t
                str(tmp_path / "t")])
     assert rc == 2 and "no network 'teacher' in this supervised checkpoint; it holds student" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+    rc = main(["predict", "--checkpoint", ckpt, "--input", str(sample_root()), "--network", "peer", "--out",
+               str(tmp_path / "p")])
+    assert rc == 2 and "no network 'peer'" in capsys.readouterr().err and not (tmp_path / "p").exists()
+    assert main(["predict", "--checkpoint", ckpt, "--input", str(sample_root()), "--network", "student", "--out",
+                 str(tmp_path / "p")]) == 0
+    assert list((tmp_path / "p").glob("*.nii.gz"))
 
 
 def test_out_pointing_at_existing_run_refuses(trained, capsys):

@@ -21,18 +21,20 @@ def predict_to_nifti(
     case_list: list[str] | None = None,
     overwrite: bool = False,
     device: str | None = None,
+    network: str | None = None,
 ) -> list[Path]:
     """Predict every case of ``input_path`` (a data folder, or one ``.nii``/``.nii.gz``/``.h5``/``.png`` file).
 
     One ``<case id>.nii.gz`` per case in ``out``. Existing outputs are never replaced unless
-    ``overwrite``; the check covers every output before the first is written.
+    ``overwrite``; the check covers every output before the first is written. ``network`` predicts with
+    another of the checkpoint's networks than the method's own choice (``frugalseg eval --network``).
     """
     from frugalseg.evaluation.inference import predict_volume
     from frugalseg.evaluation.nifti import write_label_nifti
 
     out = check_output_folder(out)
     dev = check_device(device, "--device") or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_trained_model(checkpoint, dev)
+    model = load_trained_model(checkpoint, dev, network)
     cases = _read_input(Path(input_path), case_list)
     targets = [out / f"{c.case_id}.nii.gz" for c in cases]
     clash = [t for t in targets if t.exists()]
