@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from frugalseg.bench.records import read_record, record_dir, write_record
 from tests.bench.fakes import fake_run
+from tests.helpers import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "schedule_targets.py"
 
 
-@pytest.fixture
-def script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("schedule_targets", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "schedule_targets", module)  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def script():
+    return load_script(SCRIPT)
 
 
 def _record(store: Path, label: str, seed: int, dice: float, curve: list[float] | None = None,

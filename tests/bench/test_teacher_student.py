@@ -6,25 +6,20 @@ so nothing is trained or evaluated; ``frugalseg eval --network`` itself is teste
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.bench.fakes import fake_record, fake_summary
+from tests.helpers import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "teacher_student.py"
 
 
-@pytest.fixture
-def script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("teacher_student", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "teacher_student", module)  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def script():
+    return load_script(SCRIPT)
 
 
 def _runs(tmp_path: Path, row: str, scores: list[tuple[float, float]], recorded: list[float] | None = None) -> Path:

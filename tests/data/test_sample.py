@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from frugalseg.data.sample import sample_path
 from frugalseg.data.sources import detect_format, open_source
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_ACDC = REPO.parent / "shared" / "data" / "ACDC"
@@ -73,7 +73,5 @@ def _built_with() -> str:
 @pytest.mark.skipif(_built_with() != f"{h5py.version.version}/{h5py.version.hdf5_version}",
                     reason="the sample was built with other h5py/HDF5 versions")
 def test_sample_rebuilds_byte_identically():
-    spec = importlib.util.spec_from_file_location("make_sample", REPO / "scripts" / "make_sample.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(REPO / "scripts" / "make_sample.py")
     assert module.main(["--source", str(SHARED_ACDC), "--out", str(sample_path()), "--verify"]) == 0

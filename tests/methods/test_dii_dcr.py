@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,14 @@ from frugalseg.nets import UNet
 from frugalseg.train import train_run
 from frugalseg.training import StepContext
 from frugalseg.training.checkpoint import load_checkpoint
-from tests.helpers import loss_drops_on_fixed_batch, one_thread, run_ddp_workers, shipped_schedule, tiny_config
+from tests.helpers import (
+    load_script,
+    loss_drops_on_fixed_batch,
+    one_thread,
+    run_ddp_workers,
+    shipped_schedule,
+    tiny_config,
+)
 
 K = 4  # classes, background included (as ACDC)
 REPO = Path(__file__).resolve().parents[2]
@@ -418,11 +423,7 @@ def test_gamma_survives_checkpoint_resume_and_record(tmp_path, sample_run):
 
 def _quality_script():
     """``scripts/dii_instance_quality.py`` as a module (scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location("dii_instance_quality", REPO / "scripts" / "dii_instance_quality.py")
-    script = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = script  # its dataclass looks its module up
-    spec.loader.exec_module(script)
-    return script
+    return load_script(REPO / "scripts" / "dii_instance_quality.py")
 
 
 def test_instance_quality_auroc_by_hand():
