@@ -156,7 +156,7 @@ def curve_rows(rows: dict[str, list[RunRecord]]) -> list[str]:
     lines = []
     for row in CURVE_ROWS:
         curve = mean_curve(rows.get(row, []))
-        if not curve.seeds or not len(curve.iterations):
+        if not len(curve.iterations):
             continue
         its, mean = curve.iterations.tolist(), curve.mean["dice"]
         at = dict(zip(its, mean.tolist()))
