@@ -151,13 +151,16 @@ def mean_curve(records: Sequence[RunRecord]) -> SeedMean:
     return mean_over_seeds([r.validation_curve() for r in records])
 
 
-def curve_rows(rows: dict[str, list[RunRecord]]) -> list[str]:
+def mean_curves(rows: dict[str, list[RunRecord]]) -> dict[str, SeedMean]:
+    """:func:`mean_curve` of each of :data:`CURVE_ROWS` that has a curve, in that order (table and figure share it)."""
+    curves = {row: mean_curve(rows.get(row, [])) for row in CURVE_ROWS}
+    return {row: curve for row, curve in curves.items() if len(curve.iterations)}
+
+
+def curve_rows(curves: dict[str, SeedMean]) -> list[str]:
     """Markdown rows: each row's mean validation Dice at :data:`CURVE_POINTS` and at its end, and its last gain."""
     lines = []
-    for row in CURVE_ROWS:
-        curve = mean_curve(rows.get(row, []))
-        if not len(curve.iterations):
-            continue
+    for row, curve in curves.items():
         its, mean = curve.iterations.tolist(), curve.mean["dice"]
         at = dict(zip(its, mean.tolist()))
         cells = [f"{at[i]:.3f}" if i in at else "" for i in CURVE_POINTS]
@@ -168,7 +171,7 @@ def curve_rows(rows: dict[str, list[RunRecord]]) -> list[str]:
 
 
 def block(rows: dict[str, list[RunRecord]], before: dict[str, list[RunRecord]], command: str,
-          alone: dict[str, float] | None = None) -> str:
+          alone: dict[str, float] | None = None, curves: dict[str, SeedMean] | None = None) -> str:
     """The ``schedule_targets`` block: the targets' table, the curves' table and the figure."""
     lines = [f"Written by `{command}` from the bench's records; do not edit by hand.", "",
              "| target | measured (`last.pt`, mean ± std over seeds) | seeds | verdict "
@@ -187,11 +190,12 @@ def block(rows: dict[str, list[RunRecord]], before: dict[str, list[RunRecord]], 
               "every 500 iterations on `last` weights):", "",
               "| row | curves | " + " | ".join(f"it {i}" for i in CURVE_POINTS) + " | at end (it) | last 500 it |",
               "| --- | --- | " + " | ".join("---" for _ in CURVE_POINTS) + " | --- | --- |",
-              *curve_rows(rows), "", "![schedule targets](figures/schedule_targets.png)"]
+              *curve_rows(mean_curves(rows) if curves is None else curves), "",
+              "![schedule targets](figures/schedule_targets.png)"]
     return "\n".join(lines)
 
 
-def plot(rows: dict[str, list[RunRecord]], figure: Path) -> None:
+def plot(curves: dict[str, SeedMean], figure: Path) -> None:
     """Validation Dice against iteration, one line per row with a ± std band."""
     import matplotlib
 
@@ -199,12 +203,10 @@ def plot(rows: dict[str, list[RunRecord]], figure: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for row in CURVE_ROWS:
-        curve = mean_curve(rows.get(row, []))
-        if len(curve.iterations):
-            its, mean, std = curve.iterations, curve.mean["dice"], curve.std["dice"]
-            (line,) = ax.plot(its, mean, marker="o", label=f"{row} ({curve.seeds} seeds)")
-            ax.fill_between(its, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    for row, curve in curves.items():
+        its, mean, std = curve.iterations, curve.mean["dice"], curve.std["dice"]
+        (line,) = ax.plot(its, mean, marker="o", label=f"{row} ({curve.seeds} seeds)")
+        ax.fill_between(its, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     for target in TARGETS:
         if target.floor is not None:
             ax.axhline(target.floor, color="grey", lw=0.8, ls=":")
@@ -223,12 +225,11 @@ def backfill_curves(folder: Path, rows: Sequence[str], log: Callable[[str], None
     """Copy the validation curve into records that lack it, from the run folder each names, if it is that run."""
     for records in read_rows(folder, rows).values():
         for record in records:
-            run = Path(record.run)
-            source = run / VALIDATION_LOG
+            source = Path(record.run) / VALIDATION_LOG
             if (record.path / VALIDATION_LOG).exists() or not source.is_file():
                 continue
-            if (run / "config.json").read_bytes() != (record.path / "config.json").read_bytes():
-                log(f"{record.path}: {run} holds another run (its config.json differs): curve not copied")
+            if record.same_run_folder() is None:
+                log(f"{record.path}: {record.run} holds another run (its config.json differs): curve not copied")
                 continue
             shutil.copyfile(source, record.path / VALIDATION_LOG)
             log(f"{record.path}: validation curve copied from {source}")
@@ -250,9 +251,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         backfill_curves(args.records, names)
     rows, before = read_rows(args.records, names), read_rows(args.before, names)
     command = "python scripts/schedule_targets.py" + (" --backfill-curves" if args.backfill_curves else "")
-    plot(rows, args.figure)
+    curves = mean_curves(rows)
+    plot(curves, args.figure)
     alone = read_alone_minutes(args.throughput)
-    replace_marked_block(args.page, "schedule_targets", block(rows, before, command, alone))
+    replace_marked_block(args.page, "schedule_targets", block(rows, before, command, alone, curves))
     print(f"wrote the schedule_targets block of {args.page} and {args.figure}")
 
 

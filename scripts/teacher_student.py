@@ -64,10 +64,10 @@ class Pair:
 
 def run_folder(record: RunRecord) -> Path:
     """The run folder ``record`` names, checked to hold the very run it recorded (same ``config.json``)."""
-    run = Path(record.run)
-    config = run / "config.json"
-    if not config.is_file() or config.read_bytes() != (record.path / "config.json").read_bytes():
-        raise SystemExit(f"{record.path}: its run folder {run} is gone or holds another run; train the row again")
+    run = record.same_run_folder()
+    if run is None:
+        raise SystemExit(f"{record.path}: its run folder {record.run} is gone or holds another run; "
+                         "train the row again")
     return run
 
 

@@ -233,3 +233,13 @@ def test_mean_over_seeds_by_hand_at_the_common_iterations():
     one = mean_over_seeds(curves[1:2])
     assert one.seeds == 1 and one.std["dice"].tolist() == [0.0, 0.0, 0.0]
     assert mean_over_seeds([[], []]).seeds == 0
+
+
+def test_the_run_folder_counts_as_the_same_run_only_with_the_recorded_config(tmp_path):
+    run = fake_run(tmp_path / "runs", "pce", 0, 0.7, config=_config(), annotations=MASKS)
+    dest = write_record(run, record_dir(tmp_path / "records", "pce", 0), {**META, "run": str(run)}, None)
+    assert read_record(dest).same_run_folder() == run
+    (run / "config.json").write_text(json.dumps(_config(seed=1)))  # a later training reused the folder
+    assert read_record(dest).same_run_folder() is None
+    shutil.rmtree(run)
+    assert read_record(dest).same_run_folder() is None

@@ -99,7 +99,8 @@ def test_curves_average_the_seeds_that_hold_one(script, tmp_path):
     assert curve.seeds == 2 and curve.iterations.tolist() == [500, 1000, 1500, 2000, 2500, 3000, 3500]
     assert curve.mean["dice"][0] == pytest.approx(0.25) and curve.std["dice"][0] == pytest.approx(0.0707107, abs=1e-6)
     # at 500, 1000, 2000, 3000; the end (0.60 at 3500) and its gain over the last 500 (0.60 - 0.58)
-    assert script.curve_rows(rows) == ["| supervised3 | 2 | 0.250 | 0.450 | 0.550 | 0.580 | 0.600 (3500) | +0.020 |"]
+    assert script.curve_rows(script.mean_curves(rows)) == [
+        "| supervised3 | 2 | 0.250 | 0.450 | 0.550 | 0.580 | 0.600 (3500) | +0.020 |"]
 
 
 def test_backfill_copies_a_curve_only_from_the_same_run(script, tmp_path):

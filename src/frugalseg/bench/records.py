@@ -200,6 +200,21 @@ class RunRecord:
             raise RecordError(f"{path}: cannot read the recorded method state ({exc})") from exc
         return MethodState(str(info["checkpoint"]), int(info["iteration"]), arrays)
 
+    def same_run_folder(self) -> Path | None:
+        """The run folder this record names, when it still holds the very run recorded; else ``None``.
+
+        A run folder outlives its record and can be reused by a later training of the same label, so
+        only a folder whose ``config.json`` is byte-identical to the record's counts as the same run.
+        """
+        if not self.run:
+            return None
+        run = Path(self.run)
+        config = run / "config.json"
+        recorded = self.path / "config.json"
+        if not config.is_file() or not recorded.is_file() or config.read_bytes() != recorded.read_bytes():
+            return None
+        return run
+
     def validation_curve(self) -> list[dict[str, float]]:
         """The recorded validation curve, one dict per validation (``iteration``, ``dice``, per-class Dice, ...).
 
