@@ -1,0 +1,77 @@
+"""Every results block of a docs page that ``frugalseg bench --doc`` wrote is rebuilt, from the committed records
+alone, by the command the block itself prints: the tables come out the same.
+
+Why: a block's command is the page's claim that its numbers come from the bench, and a change to a shipped
+config or schedule silently breaks that claim (a record of another config is refused). When issue #21 replaced
+the quick schedule's optimiser, the former-schedule blocks kept commands that no longer matched their records;
+this test is what would have said so. Nothing is trained: ``--page-only`` reads records, and any training
+attempt fails the test. The data folder is only compared as a path, never read, so ``../shared`` need not exist.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from frugalseg.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"<!-- (?P<name>[\w-]+) -->\nWritten by `frugalseg bench` on [^\n]*\n\n"
+                   r"```\n(?P<command>[^\n]+)\n```\n(?P<body>.*?)<!-- (?P=name) -->", re.S)
+
+
+def _blocks() -> list[tuple[str, str, str, str]]:
+    """(page, block name, command, body) of every bench-written ``--doc`` block of ``docs/``."""
+    found = []
+    for page in sorted((REPO / "docs").rglob("*.md")):
+        for match in BLOCK.finditer(page.read_text(encoding="utf-8")):
+            if "--doc" in shlex.split(match["command"]):
+                found.append((page.relative_to(REPO).as_posix(), match["name"], match["command"], match["body"]))
+    return found
+
+
+def _evidence(body: str) -> list[str]:
+    """The lines a rebuild must reproduce: the tables and the training seconds (not the date or the links)."""
+    return [line for line in body.splitlines() if line.startswith("|") or line.startswith("Training seconds")]
+
+
+def _page_only_args(command: str, doc: Path, runs: Path) -> list[str]:
+    """The block's command with its page swapped for ``doc``, no run folders, and nothing trained."""
+    args = shlex.split(command)
+    assert args[:2] == ["frugalseg", "bench"], command
+    out: list[str] = []
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in ("--doc", "--jobs", "--runs"):
+            next(rest)
+            if arg == "--doc":
+                out += ["--doc", str(doc)]
+            continue
+        out.append(arg)
+    return [*out, "--runs", str(runs)] + ([] if "--page-only" in out else ["--page-only"])
+
+
+def test_the_docs_hold_bench_blocks():
+    pages = {page for page, *_ in BLOCKS}
+    assert {"docs/methods/action.md", "docs/methods/mlds.md", "docs/methods/dii_dcr.md",
+            "docs/methods/pscv.md"} <= pages
+
+
+BLOCKS = _blocks()
+
+
+@pytest.mark.parametrize("page, name, command, body", BLOCKS, ids=[f"{b[0]}:{b[1]}" for b in BLOCKS])
+def test_a_bench_block_is_rebuilt_by_its_own_command(page, name, command, body, tmp_path, monkeypatch, capsys):
+    import frugalseg.train as train
+
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail(f"{page} {name}: its command trains"))
+    monkeypatch.chdir(REPO)
+    doc = tmp_path / Path(page).name
+    doc.write_text((REPO / page).read_text(encoding="utf-8"), encoding="utf-8")
+    code = main(_page_only_args(command, doc, tmp_path / "runs"))
+    assert code == 0, f"{page} block {name}: its command fails: {capsys.readouterr().err.strip()}"
+    rebuilt = {m["name"]: m["body"] for m in BLOCK.finditer(doc.read_text(encoding="utf-8"))}[name]
+    assert _evidence(rebuilt) == _evidence(body), f"{page} block {name}: its command no longer rebuilds it"
