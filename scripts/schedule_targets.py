@@ -170,8 +170,8 @@ def curve_rows(curves: dict[str, SeedMean]) -> list[str]:
     return lines
 
 
-def block(rows: dict[str, list[RunRecord]], before: dict[str, list[RunRecord]], command: str,
-          alone: dict[str, float] | None = None, curves: dict[str, SeedMean] | None = None) -> str:
+def block(rows: dict[str, list[RunRecord]], curves: dict[str, SeedMean], before: dict[str, list[RunRecord]],
+          command: str, alone: dict[str, float] | None = None) -> str:
     """The ``schedule_targets`` block: the targets' table, the curves' table and the figure."""
     lines = [f"Written by `{command}` from the bench's records; do not edit by hand.", "",
              "| target | measured (`last.pt`, mean ± std over seeds) | seeds | verdict "
@@ -190,7 +190,7 @@ def block(rows: dict[str, list[RunRecord]], before: dict[str, list[RunRecord]], 
               "every 500 iterations on `last` weights):", "",
               "| row | curves | " + " | ".join(f"it {i}" for i in CURVE_POINTS) + " | at end (it) | last 500 it |",
               "| --- | --- | " + " | ".join("---" for _ in CURVE_POINTS) + " | --- | --- |",
-              *curve_rows(mean_curves(rows) if curves is None else curves), "",
+              *curve_rows(curves), "",
               "![schedule targets](figures/schedule_targets.png)"]
     return "\n".join(lines)
 
@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     curves = mean_curves(rows)
     plot(curves, args.figure)
     alone = read_alone_minutes(args.throughput)
-    replace_marked_block(args.page, "schedule_targets", block(rows, before, command, alone, curves))
+    replace_marked_block(args.page, "schedule_targets", block(rows, curves, before, command, alone))
     print(f"wrote the schedule_targets block of {args.page} and {args.figure}")
 
 

@@ -54,13 +54,13 @@ def _page_only_args(command: str, doc: Path, runs: Path) -> list[str]:
     return [*out, "--runs", str(runs)] + ([] if "--page-only" in out else ["--page-only"])
 
 
+BLOCKS = _blocks()
+
+
 def test_the_docs_hold_bench_blocks():
     pages = {page for page, *_ in BLOCKS}
     assert {"docs/methods/action.md", "docs/methods/mlds.md", "docs/methods/dii_dcr.md",
             "docs/methods/pscv.md"} <= pages
-
-
-BLOCKS = _blocks()
 
 
 @pytest.mark.parametrize("page, name, command, body", BLOCKS, ids=[f"{b[0]}:{b[1]}" for b in BLOCKS])
