@@ -10,32 +10,23 @@ attempt fails the test. The data folder is only compared as a path, never read, 
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
 import pytest
 
+from frugalseg.bench.method_block import WrittenBlock, written_blocks
 from frugalseg.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-BLOCK = re.compile(r"<!-- (?P<name>[\w-]+) -->\nWritten by `frugalseg bench` on [^\n]*\n\n"
-                   r"```\n(?P<command>[^\n]+)\n```\n(?P<body>.*?)<!-- (?P=name) -->", re.S)
 
 
-def _blocks() -> list[tuple[str, str, str, str]]:
-    """(page, block name, command, body) of every bench-written ``--doc`` block of ``docs/``."""
-    found = []
-    for page in sorted((REPO / "docs").rglob("*.md")):
-        for match in BLOCK.finditer(page.read_text(encoding="utf-8")):
-            if "--doc" in shlex.split(match["command"]):
-                found.append((page.relative_to(REPO).as_posix(), match["name"], match["command"], match["body"]))
-    return found
-
-
-def _evidence(body: str) -> list[str]:
-    """The lines a rebuild must reproduce: the tables and the training seconds (not the date or the links)."""
-    return [line for line in body.splitlines() if line.startswith("|") or line.startswith("Training seconds")]
+def _blocks() -> list[tuple[str, WrittenBlock]]:
+    """(page, block) of every bench-written ``--doc`` block of ``docs/``."""
+    return [(page.relative_to(REPO).as_posix(), block)
+            for page in sorted((REPO / "docs").rglob("*.md"))
+            for block in written_blocks(page.read_text(encoding="utf-8"))
+            if "--doc" in shlex.split(block.command)]
 
 
 def _page_only_args(command: str, doc: Path, runs: Path) -> list[str]:
@@ -58,20 +49,20 @@ BLOCKS = _blocks()
 
 
 def test_the_docs_hold_bench_blocks():
-    pages = {page for page, *_ in BLOCKS}
+    pages = {page for page, _ in BLOCKS}
     assert {"docs/methods/action.md", "docs/methods/mlds.md", "docs/methods/dii_dcr.md",
             "docs/methods/pscv.md"} <= pages
 
 
-@pytest.mark.parametrize("page, name, command, body", BLOCKS, ids=[f"{b[0]}:{b[1]}" for b in BLOCKS])
-def test_a_bench_block_is_rebuilt_by_its_own_command(page, name, command, body, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("page, block", BLOCKS, ids=[f"{page}:{block.name}" for page, block in BLOCKS])
+def test_a_bench_block_is_rebuilt_by_its_own_command(page, block, tmp_path, monkeypatch, capsys):
     import frugalseg.train as train
 
-    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail(f"{page} {name}: its command trains"))
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail(f"{page} {block.name}: its command trains"))
     monkeypatch.chdir(REPO)
     doc = tmp_path / Path(page).name
     doc.write_text((REPO / page).read_text(encoding="utf-8"), encoding="utf-8")
-    code = main(_page_only_args(command, doc, tmp_path / "runs"))
-    assert code == 0, f"{page} block {name}: its command fails: {capsys.readouterr().err.strip()}"
-    rebuilt = {m["name"]: m["body"] for m in BLOCK.finditer(doc.read_text(encoding="utf-8"))}[name]
-    assert _evidence(rebuilt) == _evidence(body), f"{page} block {name}: its command no longer rebuilds it"
+    code = main(_page_only_args(block.command, doc, tmp_path / "runs"))
+    assert code == 0, f"{page} block {block.name}: its command fails: {capsys.readouterr().err.strip()}"
+    rebuilt = {b.name: b for b in written_blocks(doc.read_text(encoding="utf-8"))}[block.name]
+    assert rebuilt.evidence == block.evidence, f"{page} block {block.name}: its command no longer rebuilds it"

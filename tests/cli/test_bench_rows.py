@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from frugalseg.bench.matrix import parse_row, row_config
+from frugalseg.bench.method_block import written_blocks
 from frugalseg.cli import main
 from tests.bench.fakes import FakeChildren, fake_record, fake_run
 from tests.helpers import shipped_schedule
@@ -63,6 +64,10 @@ def test_rows_are_recorded_in_the_store_and_written_into_the_block(tmp_path, cap
     assert "old" not in text and text.startswith("# Page\n\n<!-- results -->\nWritten by `frugalseg bench` on ")
     assert text.endswith("<!-- results -->\n\nafter\n") and "| pscv_t1 | 1 | 0.750 |" in text
     assert f"frugalseg bench --data {DATA} --runs" in text  # the command as typed
+    [block] = written_blocks(text)  # what the pages-rebuild check reads back
+    assert block.name == "results" and block.command.startswith(f"frugalseg bench --data {DATA} --runs")
+    assert block.evidence[-1] == "Training seconds per run: pce 600, pscv_t1 700"
+    assert any(line.startswith("| pscv_t1 | 1 | 0.750 |") for line in block.evidence)
     # the records went to the store beside the results page, linked relative to the method page
     store = tmp_path / "docs" / "results" / "runs"
     assert sorted(p.name for p in store.iterdir()) == ["pce-s0", "pscv_t1-s0"]

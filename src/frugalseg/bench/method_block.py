@@ -5,14 +5,18 @@
 came from (date, commit, machine, the command) and, per scored checkpoint, one table of mean ± std over seeds
 (:func:`frugalseg.bench.tables.metrics_table`). The rows are read from their records in the store, as the
 results page's are, so a block is rebuilt from committed files alone (``--page-only``).
+:func:`written_blocks` reads such blocks back (the command each prints, the evidence it holds), so a check
+that a page can still be rebuilt parses the format where it is written.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import statistics
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from frugalseg.bench.options import BenchOptions
@@ -22,7 +26,33 @@ from frugalseg.bench.runner import CHECKPOINTS
 from frugalseg.bench.tables import metrics_table
 from frugalseg.files import replace_marked_block
 
-__all__ = ["block_text", "write_block"]
+__all__ = ["WrittenBlock", "block_text", "write_block", "written_blocks"]
+
+_WRITTEN_BY = "Written by `frugalseg bench` on "
+_BLOCK = re.compile(r"<!-- (?P<name>[\w-]+) -->\n" + re.escape(_WRITTEN_BY) + r"[^\n]*\n\n"
+                    r"```\n(?P<command>[^\n]+)\n```\n(?P<body>.*?)<!-- (?P=name) -->", re.S)
+
+
+@dataclass(frozen=True)
+class WrittenBlock:
+    """One block of a page as :func:`write_block` wrote it: its name, the command it prints, the text after."""
+
+    name: str
+    command: str
+    body: str
+
+    @property
+    def evidence(self) -> list[str]:
+        """The lines a rebuild from the same records reproduces: the tables and the training seconds.
+
+        The date, commit and record links are left out: they change with every rebuild, the numbers must not.
+        """
+        return [line for line in self.body.splitlines() if line.startswith(("|", "Training seconds"))]
+
+
+def written_blocks(text: str) -> list[WrittenBlock]:
+    """The blocks of a page's text that ``frugalseg bench --doc`` wrote, in page order."""
+    return [WrittenBlock(m["name"], m["command"], m["body"]) for m in _BLOCK.finditer(text)]
 
 
 def _provenance(opts: BenchOptions) -> str:
@@ -30,7 +60,7 @@ def _provenance(opts: BenchOptions) -> str:
     from frugalseg.bench.provenance import git_commit, machine_description, utc_now
 
     argv = list(sys.argv[1:]) if opts.argv is None else list(opts.argv)
-    return (f"Written by `frugalseg bench` on {utc_now()} at commit {git_commit()}, "
+    return (f"{_WRITTEN_BY}{utc_now()} at commit {git_commit()}, "
             f"{machine_description(opts.device)}:\n\n```\n{shlex.join(['frugalseg', *argv])}\n```")
 
 
