@@ -26,9 +26,7 @@ class's voxels predicted as each class (pooled over the volumes of a seed), mean
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from frugalseg.bench.records import RunRecord, read_record, row_record_dirs
+from frugalseg.bench.run_evidence import evidence_parser, recorded_runs, write_evidence_block
 from frugalseg.bench.tables import aggregate, metric_value
-from frugalseg.files import replace_marked_block, write_text_atomic
+from frugalseg.files import write_text_atomic
 
 BLOCK = "class_confusion"
 CACHE = "confusion_last.json"
@@ -95,40 +93,28 @@ def predict_and_count(checkpoint: Path, data: str) -> dict[str, object]:
     return {"classes": names, "counts": counts.tolist(), "dice": dice}
 
 
-def run_folder(record: RunRecord) -> Path:
-    """The run folder ``record`` names, checked to hold the very run it recorded (same ``config.json``)."""
-    run = record.same_run_folder()
-    if run is None:
-        raise SystemExit(f"{record.path}: its run folder {record.run} is gone or holds another run; "
-                         "train the row again")
-    return run
-
-
 def measure(records: Path, rows: Sequence[str], data: str) -> list[Confusion]:
     """The confusion of every recorded seed of ``rows``; stops if a seed's predictions disagree with its record."""
     found = []
-    for row in rows:
-        for path in row_record_dirs(records, row):
-            record = read_record(path)
-            run = run_folder(record)
-            cache = run / CACHE
-            if not cache.is_file():
-                write_text_atomic(cache, json.dumps(predict_and_count(run / "checkpoints" / "last.pt", data)),
-                                  overwrite=True)
-            made = json.loads(cache.read_text())
-            recorded = metric_value(record.summaries["last"], "dice")
-            if abs(made["dice"] - recorded) > AGREEMENT:
-                raise SystemExit(f"{run}: its predictions score {made['dice']:.4f}, its record {recorded:.4f}")
-            found.append(Confusion(row, record.seed, made["classes"], np.asarray(made["counts"], dtype=np.int64)))
-            print(f"{row} s{record.seed}: counted", flush=True)
+    for row, record, run in recorded_runs(records, rows):
+        cache = run / CACHE
+        if not cache.is_file():
+            write_text_atomic(cache, json.dumps(predict_and_count(run / "checkpoints" / "last.pt", data)),
+                              overwrite=True)
+        made = json.loads(cache.read_text())
+        recorded = metric_value(record.summaries["last"], "dice")
+        if abs(made["dice"] - recorded) > AGREEMENT:
+            raise SystemExit(f"{run}: its predictions score {made['dice']:.4f}, its record {recorded:.4f}")
+        found.append(Confusion(row, record.seed, made["classes"], np.asarray(made["counts"], dtype=np.int64)))
+        print(f"{row} s{record.seed}: counted", flush=True)
     return found
 
 
-def block(found: Sequence[Confusion], command: str) -> str:
+def block(found: Sequence[Confusion]) -> str:
     """Markdown: per row and true class, the share of its voxels given to each class, mean ± std over seeds."""
     classes = found[0].classes
-    lines = [f"Written by `{command}`. ACDC validation volumes, `last.pt`; share of each true class's voxels "
-             "predicted as each class (pooled over the volumes of a seed), mean ± sample std over seeds.", "",
+    lines = ["ACDC validation volumes, `last.pt`; share of each true class's voxels predicted as each class "
+             "(pooled over the volumes of a seed), mean ± sample std over seeds.", "",
              "| row | seeds | true class | " + " | ".join(f"→ {c}" for c in classes) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in classes) + " |"]
     for row in dict.fromkeys(c.row for c in found):
@@ -143,21 +129,12 @@ def block(found: Sequence[Confusion], command: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="the data folder the runs were validated on")
-    p.add_argument("--page", type=Path, required=True, help=f"markdown page with a <!-- {BLOCK} --> block")
-    p.add_argument("--rows", nargs="+", required=True, help="bench row labels, in the table's order")
-    p.add_argument("--records", type=Path, default=Path("docs/results/runs"))
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core to a training beside)")
-    args = p.parse_args(argv)
+    args = evidence_parser(__doc__.split("\n\n")[0], BLOCK).parse_args(argv)
     torch.set_num_threads(args.threads)
     found = measure(args.records, args.rows, args.data)
     if not found:
         raise SystemExit(f"{args.records}: no records of {', '.join(args.rows)}")
-    command = "python scripts/class_confusion.py " + shlex.join(
-        ["--data", args.data, "--page", str(args.page), "--rows", *args.rows])
-    replace_marked_block(args.page, BLOCK, block(found, command))
-    print(f"wrote the {BLOCK} block of {args.page}")
+    write_evidence_block("class_confusion.py", BLOCK, args, block(found))
 
 
 if __name__ == "__main__":

@@ -25,18 +25,15 @@ network's mean Dice and of the paired difference (student minus teacher), and ea
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from frugalseg.bench.records import RunRecord, read_record, row_record_dirs
+from frugalseg.bench.run_evidence import evidence_parser, recorded_runs, write_evidence_block
 from frugalseg.bench.tables import aggregate, metric_value
-from frugalseg.files import replace_marked_block
 
 NETWORKS: tuple[str, ...] = ("teacher", "student")
 """The two networks of a mean-teacher checkpoint, in the table's column order."""
@@ -62,15 +59,6 @@ class Pair:
         return self.dice["student"] - self.dice["teacher"]
 
 
-def run_folder(record: RunRecord) -> Path:
-    """The run folder ``record`` names, checked to hold the very run it recorded (same ``config.json``)."""
-    run = record.same_run_folder()
-    if run is None:
-        raise SystemExit(f"{record.path}: its run folder {record.run} is gone or holds another run; "
-                         "train the row again")
-    return run
-
-
 def network_dice(run: Path, network: str, data: str) -> float:
     """Mean validation Dice of ``network`` in the run's ``last.pt``, evaluated once into ``eval_last_<network>``."""
     from frugalseg.evaluation.checkpoint import evaluate_checkpoint
@@ -85,23 +73,20 @@ def network_dice(run: Path, network: str, data: str) -> float:
 def measure(records: Path, rows: Sequence[str], data: str) -> list[Pair]:
     """Both networks' scores for every recorded seed of ``rows``; stops if a teacher disagrees with its record."""
     pairs = []
-    for row in rows:
-        for path in row_record_dirs(records, row):
-            record = read_record(path)
-            run = run_folder(record)
-            dice = {net: network_dice(run, net, data) for net in NETWORKS}
-            recorded = metric_value(record.summaries["last"], "dice")
-            if abs(dice["teacher"] - recorded) > AGREEMENT:
-                raise SystemExit(f"{run}: the teacher scores {dice['teacher']:.4f}, its record {recorded:.4f}")
-            pairs.append(Pair(row, record.seed, dice))
-            print(f"{row} s{record.seed}: " + ", ".join(f"{n} {d:.4f}" for n, d in dice.items()), flush=True)
+    for row, record, run in recorded_runs(records, rows):
+        dice = {net: network_dice(run, net, data) for net in NETWORKS}
+        recorded = metric_value(record.summaries["last"], "dice")
+        if abs(dice["teacher"] - recorded) > AGREEMENT:
+            raise SystemExit(f"{run}: the teacher scores {dice['teacher']:.4f}, its record {recorded:.4f}")
+        pairs.append(Pair(row, record.seed, dice))
+        print(f"{row} s{record.seed}: " + ", ".join(f"{n} {d:.4f}" for n, d in dice.items()), flush=True)
     return pairs
 
 
-def block(pairs: Sequence[Pair], command: str) -> str:
+def block(pairs: Sequence[Pair]) -> str:
     """Markdown: one line per row, mean ± std over seeds of each network and of the paired difference."""
-    lines = [f"Written by `{command}`. ACDC validation, mean Dice of `last.pt`, both networks of the same "
-             "checkpoint; mean ± sample std over seeds.", "",
+    lines = ["ACDC validation, mean Dice of `last.pt`, both networks of the same checkpoint; mean ± sample std "
+             "over seeds.", "",
              "| row | seeds | teacher (what the bench evaluates) | student | student − teacher | per seed |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in dict.fromkeys(p.row for p in pairs):
@@ -115,21 +100,12 @@ def block(pairs: Sequence[Pair], command: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="the data folder the runs were validated on")
-    p.add_argument("--page", type=Path, required=True, help="markdown page with a <!-- teacher_student --> block")
-    p.add_argument("--records", type=Path, default=Path("docs/results/runs"))
-    p.add_argument("--rows", nargs="+", default=list(ROWS))
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core to a training beside)")
-    args = p.parse_args(argv)
+    args = evidence_parser(__doc__.split("\n\n")[0], "teacher_student", ROWS).parse_args(argv)
     torch.set_num_threads(args.threads)
     pairs = measure(args.records, args.rows, args.data)
     if not pairs:
         raise SystemExit(f"{args.records}: no records of {', '.join(args.rows)}")
-    command = "python scripts/teacher_student.py " + shlex.join(
-        ["--data", args.data, "--page", str(args.page), "--rows", *args.rows])
-    replace_marked_block(args.page, "teacher_student", block(pairs, command))
-    print(f"wrote the teacher_student block of {args.page}")
+    write_evidence_block("teacher_student.py", "teacher_student", args, block(pairs))
 
 
 if __name__ == "__main__":
