@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from frugalseg.bench.active_learning import load_loop_spec, read_record, record_path
+from frugalseg.bench.active_learning import LoopOptions, load_loop_spec, read_record, record_path, shared_row
 from frugalseg.bench.matrix import load_matrix
+from frugalseg.bench.records import read_record as read_row_record
+from frugalseg.bench.records import record_dir
 from frugalseg.cli import main
 from frugalseg.config import load_config
 from frugalseg.errors import ConfigError
@@ -53,9 +55,15 @@ def test_rounds_add_the_suggestions_as_masks(loop: Path) -> None:
                 assert after.counts["masks"] == before.counts["masks"] + 3  # the same annotator-seconds per round
             assert recs[2].suggested == [] and len(set(recs[2].annotated)) == 6
             assert not set(recs[2].annotated) & {f"patient099_frame0{f}_slice_9" for f in (1, 2)}  # not re-annotated
-    # round 0 is one training per seed, shared by the strategies
-    assert sorted(p.name for p in (loop / "runs" / "active_learning").iterdir() if p.name.startswith("start")) \
-        == ["start-s0", "start-s1"]
+    # round 0 is one training per seed, shared by the strategies; with the shipped matrix it is the run of the
+    # row supervised_sparse (same config), trained once in the rows' folder and recorded as that row too
+    assert not [p for p in (loop / "runs" / "active_learning").iterdir() if p.name.startswith("start")]
+    for seed in (0, 1):
+        row = read_row_record(record_dir(loop / "docs" / "results" / "runs", "supervised_sparse", seed),
+                              label="supervised_sparse", seed=seed)
+        start = read_record(record_path(records, "random", seed, 0))
+        assert row.summaries["last"]["overall"] == start.summary["overall"]
+        assert row.train_seconds == start.train_seconds
     disagree = read_record(record_path(records, "disagreement", 0, 0))
     assert disagree.pair is not None and "test-time flip" in disagree.pair
 
@@ -91,11 +99,34 @@ def test_a_record_of_other_settings_is_refused(loop: Path, capsys: pytest.Captur
     assert "was made with other settings" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_a_start_no_bench_row_trains_is_the_loops_own_run(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, overrides=["optim.weight_decay=0.0002"], rounds=1, strategies=["random"])
+    assert bench(tmp_path, spec, "--seeds", "0") == 0
+    assert (tmp_path / "runs" / "active_learning" / "start-s0" / "summary.json").is_file()
+    assert not (tmp_path / "docs" / "results" / "runs").exists()  # no bench row was trained or recorded
+    start = read_record(record_path(tmp_path / "docs" / "results" / "active_learning", "random", 0, 0))
+    assert start.counts["masks"] == 8 and len(start.suggested) == 3
+
+
+def test_the_shipped_loop_starts_from_the_run_of_the_row_supervised_sparse() -> None:
+    opts = LoopOptions(spec=load_loop_spec(), data="acdc")
+    assert all(shared_row(opts, "acdc", seed).label == "supervised_sparse" for seed in (0, 1, 2))  # type: ignore[union-attr]
+    other = LoopOptions(spec=load_loop_spec(), data="acdc", extra=["optim.lr=0.5"])
+    assert shared_row(other, "acdc", 0) is not None  # the bench's --set applies to the rows alike
+    def starting(budget: str) -> LoopOptions:
+        return LoopOptions(spec=load_loop_spec().model_copy(update={"start": budget}), data="acdc")
+
+    assert shared_row(starting("masks7"), "acdc", 0).label == "supervised7"  # type: ignore[union-attr]
+    assert shared_row(starting("points"), "acdc", 0) is None  # the points rows train pCE, not acdc_supervised
+
+
 def test_list_and_bad_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--active-learning", "--list", "--runs", str(tmp_path), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     per_run = load_matrix().estimates.minutes_for(load_config("acdc_supervised", ["schedule=quick"]))
     assert "trainings: 39 in all" in out and "39 not recorded yet" in out
+    assert "round 0 is the run of the bench row supervised_sparse (same config)" in out
     assert f"estimate: 39 x ({per_run:.1f} min" in out
     with pytest.raises(ConfigError, match="strategies"):
         load_loop_spec(spec_file(tmp_path, strategies=["entropy", "oracle"]))

@@ -1,7 +1,8 @@
 """The simulated active-learning loop: train, suggest k slices, annotate them from the masks, train again.
 
 Each strategy (``suggest``'s entropy, disagreement, random) follows its own trajectory per seed from the
-same round 0 (a start budget, one training per seed shared by all strategies). A round is one training
+same round 0 (a start budget, one training per seed shared by all strategies, and with the bench row
+of the same config when the matrix has one). A round is one training
 from scratch on the annotations so far, scored on the validation volumes (``last.pt``), followed by the
 strategy's ``per_round`` suggestions, which the next round gets with full masks (the simulated annotator
 is the data's own masks). Every round adds the same number of masked slices, so the same annotator-seconds
@@ -25,14 +26,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from frugalseg.active.scores import STRATEGIES
-from frugalseg.bench.options import CommonOptions
+from frugalseg.bench.matrix import Row
+from frugalseg.bench.options import PAGE_STEM, CommonOptions
+from frugalseg.bench.options import RECORDS_FOLDER as ROW_RECORDS
 from frugalseg.bench.yaml_models import load_yaml_model, shipped_file
 from frugalseg.config import RunConfig, load_config
 from frugalseg.data.annotations import AnnotationFile, Item
 from frugalseg.errors import FrugalsegError
 
 __all__ = ["LoopOptions", "LoopSpec", "RecordMismatchError", "RoundRecord", "comparable", "load_loop_spec",
-           "loop_spec_path", "read_record", "record_path", "round_config", "with_masks"]
+           "loop_spec_path", "read_record", "record_path", "round_config", "shared_row", "start_config",
+           "with_masks"]
 
 RECORD_FORMAT = "frugalseg.al-round/1"
 RECORDS_FOLDER = Path("results") / "active_learning"
@@ -88,6 +92,16 @@ class LoopOptions(CommonOptions):
     def records_dir(self) -> Path:
         return Path(self.out) / RECORDS_FOLDER
 
+    @property
+    def row_runs_dir(self) -> Path:
+        """The bench rows' run folders, where a round 0 shared with a row trains (:func:`shared_row`)."""
+        return super().runs_dir
+
+    @property
+    def row_records_dir(self) -> Path:
+        """The bench rows' records, where a shared round 0 is recorded as its row."""
+        return Path(self.out) / PAGE_STEM / ROW_RECORDS
+
 
 class RecordMismatchError(FrugalsegError):
     """A committed round record was made with other settings than the loop now asks for."""
@@ -133,6 +147,37 @@ def round_config(opts: LoopOptions, data: str, seed: int, annotations: Path) -> 
     head = [f"data.root={data}", f"schedule={opts.schedule}", f"train.seed={seed}"]
     tail = ["data.simulate=null", f"data.annotations={annotations}", *opts.extra]
     return load_config(opts.spec.config, [*head, *opts.spec.overrides, *tail])
+
+
+def start_config(opts: LoopOptions, data: str, seed: int) -> RunConfig:
+    """Round 0's config: the spec's config on its start budget, simulated in the run as a bench row simulates it.
+
+    Spelled as the bench matrix spells a budget row (``data.simulate.kind=budget``, ``data.simulate.budget=...``),
+    so that a matrix row with the same meaning has the same config and trains round 0 for the loop
+    (:func:`shared_row`).
+    """
+    head = [f"data.root={data}", f"schedule={opts.schedule}", f"train.seed={seed}"]
+    start = ["data.simulate.kind=budget", f"data.simulate.budget={opts.spec.start}"]
+    return load_config(opts.spec.config, [*head, *opts.spec.overrides, *start, *opts.extra])
+
+
+def shared_row(opts: LoopOptions, data: str, seed: int) -> Row | None:
+    """The bench matrix's row whose run is round 0 (same config, field by field), or ``None``.
+
+    Round 0 trains the start budget from scratch, which is often a row of the results page already
+    (``supervised_sparse`` for the shipped loop): that row's run then serves both, trained once, recorded by
+    the bench, and the loop's suggestions start from its ``last.pt``.
+    """
+    from frugalseg.bench.matrix import load_matrix, row_config
+    from frugalseg.bench.runner import config_differences
+
+    wanted = start_config(opts, data, seed).to_dict()
+    matrix = load_matrix()
+    for label in matrix.rows:
+        row = matrix.row(label)
+        if not config_differences(row_config(row, data, opts.schedule, seed, opts.extra).to_dict(), wanted):
+            return row
+    return None
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from frugalseg.active.predictions import load_scoring_model
 from frugalseg.active.ranking import Selection
@@ -20,13 +19,14 @@ from frugalseg.bench.active_learning import (
     read_record,
     record_path,
     round_config,
+    shared_row,
+    start_config,
     with_masks,
 )
 from frugalseg.bench.cost import count_annotations
-from frugalseg.config import load_config
+from frugalseg.config import RunConfig, load_config
 from frugalseg.data.annotations import AnnotationFile, save_annotations
-from frugalseg.data.simulate import simulate_items
-from frugalseg.engine.run_data import RunData, load_run_data
+from frugalseg.engine.run_data import RunData, load_run_data, simulated_annotations
 from frugalseg.files import write_text_atomic
 
 __all__ = ["LoopRunner"]
@@ -51,11 +51,12 @@ class LoopRunner:
         return self._data
 
     def start(self, seed: int) -> AnnotationFile:
-        """Round 0's annotations: the spec's start budget simulated with ``seed``."""
+        """Round 0's annotations: what round 0's run simulates from the start budget (:func:`start_config`)."""
         if seed not in self._starts:
             data = self.data()
-            self._starts[seed] = simulate_items(data.train_items, data.source.classes, data.source.num_classes,
-                                                "budget", seed, budget=self.opts.spec.start)
+            sim = start_config(self.opts, self.opts.data_root(), seed).data.simulate
+            assert sim is not None  # start_config always simulates
+            self._starts[seed] = simulated_annotations(sim, data.source, data.train_items)
         return self._starts[seed]
 
     # ----- the loop --------------------------------------------------------------------------------------------
@@ -73,47 +74,68 @@ class LoopRunner:
 
     def round(self, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
         """One round's record: read when committed (and checked), else trained, scored, suggested, written."""
+        from frugalseg.bench.runner import evaluate_run
+
         path = record_path(self.opts.records_dir, strategy, seed, round_)
         name = f"start-s{seed}" if round_ == 0 else f"{strategy}-r{round_}-s{seed}"
-        run = self.opts.runs_dir / name
         ann_path = self.opts.runs_dir / "annotations" / f"{name}.json"
         if path.is_file():
-            return self._checked(path, read_record(path), seed, ann_path, annotated)
+            return self._checked(path, read_record(path), self._config(seed, round_, ann_path), annotated)
         ann = with_masks(self.start(seed), annotated, {"strategy": strategy, "seed": seed, "round": round_,
                                                        "start": self.opts.spec.start, "added": list(annotated)})
         save_annotations(ann, ann_path, overwrite=True)
-        config, summary, seconds = self._train(run, seed, ann_path, ann)
+        config = self._config(seed, round_, ann_path)
+        run = self._train_start(seed, config) if round_ == 0 else self._train(self.opts.runs_dir / name, config, ann)
+        summary = evaluate_run(run, self.opts.data_root(), ("last",), self.opts.device)["last"]
+        seconds = float(json.loads((run / "summary.json").read_text())["train_seconds"])
         selection, pair = Selection([], []), None
         if round_ < self.opts.spec.rounds:
             selection, pair = self._suggest(run, ann, strategy, seed)
             for warning in selection.warnings:
                 self.log(f"[{strategy} s{seed} r{round_}] warning: {warning}")
         rec = RoundRecord(strategy, seed, round_, list(annotated), selection.item_ids, pair,
-                          dataclasses.asdict(count_annotations(ann)), summary, seconds, config)
+                          dataclasses.asdict(count_annotations(ann)), summary, seconds, config.to_dict())
         write_text_atomic(path, rec.to_json())
         dice = summary["overall"]["dice"]["mean"]
         self.log(f"[{strategy} s{seed} r{round_}] {len(ann.items)} slices annotated, Dice {dice:.3f}, "
                  f"{len(selection.item_ids)} suggested")
         return rec
 
-    def _checked(self, path: Path, rec: RoundRecord, seed: int, ann_path: Path, annotated: list[str]) -> RoundRecord:
+    def _config(self, seed: int, round_: int, ann_path: Path) -> RunConfig:
+        """Round 0 simulates its start budget in the run (as a bench row); later rounds read their annotation file."""
+        data = self.opts.data_root()
+        return start_config(self.opts, data, seed) if round_ == 0 else round_config(self.opts, data, seed, ann_path)
+
+    @staticmethod
+    def _checked(path: Path, rec: RoundRecord, config: RunConfig, annotated: list[str]) -> RoundRecord:
         from frugalseg.bench.runner import config_differences
 
-        wanted = comparable(round_config(self.opts, self.opts.data_root(), seed, ann_path).to_dict())
-        diff = config_differences(comparable(rec.config), wanted)
+        diff = config_differences(comparable(rec.config), comparable(config.to_dict()))
         if diff or rec.annotated != annotated:
             why = "; ".join(diff) if diff else "its annotated slices are not the previous round's"
             raise RecordMismatchError(f"record {path} was made with other settings: {why}. Delete the records of "
                                       "that strategy and seed to run them again, or write elsewhere (--out)")
         return rec
 
-    def _train(self, run: Path, seed: int, ann_path: Path,
-               ann: AnnotationFile) -> tuple[dict[str, Any], dict[str, Any], float]:
-        """Train (or resume, or reuse) the round's run; score ``last.pt``; the config, summary and training time."""
-        from frugalseg.bench.runner import check_run, evaluate_run, finished
+    def _train_start(self, seed: int, config: RunConfig) -> Path:
+        """Round 0's finished run: the shared bench row's (trained and recorded as that row), else the loop's own."""
+        from frugalseg.bench.runner import record_finished_run, run_dir, train_or_skip
+
+        opts, data = self.opts, self.opts.data_root()
+        row = shared_row(opts, data, seed)
+        if row is None:
+            return self._train(opts.runs_dir / f"start-s{seed}", config, self.start(seed))
+        self.log(f"[start s{seed}] round 0 is the run of the bench row {row.label} (same config)")
+        train_or_skip(row, seed, data, opts.row_runs_dir, opts.schedule, opts.extra, self.log)
+        record_finished_run(row, seed, data, opts.row_runs_dir, opts.row_records_dir, opts.schedule, opts.extra,
+                            self.log, opts.device)
+        return run_dir(opts.row_runs_dir, row.label, seed)
+
+    def _train(self, run: Path, config: RunConfig, ann: AnnotationFile) -> Path:
+        """Train (or resume, or reuse) the round's own run folder on ``ann``."""
+        from frugalseg.bench.runner import check_run, finished
         from frugalseg.train import train_run
 
-        config = round_config(self.opts, self.opts.data_root(), seed, ann_path)
         last = run / "checkpoints" / "last.pt"
         if finished(run) or last.is_file():
             check_run(run, config)
@@ -121,9 +143,7 @@ class LoopRunner:
             resume = last.is_file()
             train_run(config, run, resume=resume, overwrite=not resume, progress=False,
                       run_data=dataclasses.replace(self.data(), annotations=ann))
-        summary = evaluate_run(run, self.opts.data_root(), ("last",), self.opts.device)["last"]
-        seconds = float(json.loads((run / "summary.json").read_text())["train_seconds"])
-        return config.to_dict(), summary, seconds
+        return run
 
     def _suggest(self, run: Path, ann: AnnotationFile, strategy: str, seed: int) -> tuple[Selection, str | None]:
         import torch
@@ -205,13 +225,19 @@ def run_active_learning(opts: LoopOptions, page_only: bool = False, log: Log = p
 def plan_text(opts: LoopOptions) -> str:
     """``--list``: the rounds to train and the estimated time (the bench matrix's measured minutes per run)."""
     from frugalseg.bench.matrix import load_matrix
+    from frugalseg.bench.runner import finished, run_dir
 
     spec = opts.spec
     todo = 0
-    for seed in opts.seeds:
+    data = opts.data or "<data>"
+    shared = {seed: shared_row(opts, data, seed) for seed in opts.seeds}
+    for seed, row in shared.items():
         rounds = [(s, r) for s in spec.strategies for r in range(spec.rounds + 1)]
         missing = [(s, r) for s, r in rounds if not record_path(opts.records_dir, s, seed, r).is_file()]
-        todo += len({"start" if r == 0 else f"{s}{r}" for s, r in missing})  # round 0 is one training per seed
+        trainings = {"start" if r == 0 else f"{s}{r}" for s, r in missing}  # round 0 is one training per seed
+        if row is not None and finished(run_dir(opts.row_runs_dir, row.label, seed)):
+            trainings.discard("start")
+        todo += len(trainings)
     total = len(opts.seeds) * (1 + spec.rounds * len(spec.strategies))
     estimates = load_matrix().estimates
     config = round_config(opts, opts.data or "<data>", 0, Path("<annotations>"))
@@ -221,6 +247,10 @@ def plan_text(opts: LoopOptions) -> str:
              f"({', '.join(spec.strategies)}), +{spec.per_round} masked slices per round; seeds "
              f"{' '.join(map(str, opts.seeds))}",
              f"trainings: {total} in all (round 0 shared by the strategies of a seed), {todo} not recorded yet"]
+    rows = sorted({row.label for row in shared.values() if row is not None})
+    if rows:
+        lines.append(f"round 0 is the run of the bench row {', '.join(rows)} (same config): trained once for both, "
+                     "in the rows' run folder, and recorded as that row too")
     if per_run is None:
         lines.append("estimate: none (the bench matrix has no measured minutes for this method and shape)")
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from frugalseg.config import RunConfig
+from frugalseg.config import RunConfig, SimulateConfig
 from frugalseg.data.annotations import AnnotationFile, load_annotations
 from frugalseg.data.sources import Source, open_source
 from frugalseg.data.types import Case, SliceItem
@@ -78,17 +78,20 @@ def load_run_data(config: RunConfig, with_val: bool = True) -> RunData:
     if config.data.annotations:
         annotations = _read_annotations(config.data.annotations, source, items)
     elif config.data.simulate:
-        from frugalseg.data.simulate import simulate_items
-
-        sim = config.data.simulate
-        annotations = simulate_items(
-            items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed, budget=sim.budget, **sim.options
-        )
+        annotations = simulated_annotations(config.data.simulate, source, items)
     if config.data.pseudolabels is not None and annotations is not None:
         from frugalseg.pseudolabels.generate import pseudolabel_run
 
         annotations = pseudolabel_run(items, annotations, config.data.pseudolabels, config.data.annotations)
     return RunData(source, items, val_cases, annotations)
+
+
+def simulated_annotations(sim: SimulateConfig, source: Source, items: list[SliceItem]) -> AnnotationFile:
+    """The annotations ``data.simulate`` makes from the masks of ``items`` (the same for every caller that asks)."""
+    from frugalseg.data.simulate import simulate_items
+
+    return simulate_items(items, source.classes, source.num_classes, kind=sim.kind, seed=sim.seed,
+                          budget=sim.budget, **sim.options)
 
 
 def _read_annotations(path: str | Path, source: Source, items: list[SliceItem]) -> AnnotationFile:
