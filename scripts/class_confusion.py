@@ -8,14 +8,15 @@ ring called background) or fails in its own way is read from the confusion of it
 
 For each recorded seed of each row the script
 
-- finds the run folder its record names and checks that the folder still holds that run (same
-  ``config.json``); a run folder that is gone or holds another run stops the script;
+- unless its counts are kept already, finds the run folder its record names and checks that the folder
+  still holds that run (same ``config.json``); a run folder that is gone or holds another run stops the script;
 - predicts every validation volume with ``checkpoints/last.pt``'s own network exactly as the bench's
   evaluation does (``frugalseg eval``: the config's patch size, batch size and precision), and counts
-  (true class, predicted class) voxels over all volumes, once, into ``confusion_last.json`` of the run folder
-  (a later call reads it);
+  (true class, predicted class) voxels over all volumes;
 - checks that the mean Dice of these predictions is the record's ``last.pt`` score, so the table describes
   the very predictions the bench scored;
+- keeps the counts beside the records, committed with them (``docs/results/evidence/class_confusion/``,
+  ``frugalseg.bench.run_evidence``): a later call, on any machine, reads them instead of the run folder;
 
 then writes the ``<!-- class_confusion -->`` block of the page: per row and true class, the share of that
 class's voxels predicted as each class (pooled over the volumes of a seed), mean ± std over seeds.
@@ -26,20 +27,19 @@ class's voxels predicted as each class (pooled over the volumes of a seed), mean
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from frugalseg.bench.run_evidence import evidence_parser, recorded_runs, write_evidence_block
+from frugalseg.bench.records import RunRecord
+from frugalseg.bench.run_evidence import evidence_parser, measured_runs, write_evidence_block
 from frugalseg.bench.tables import aggregate, metric_value
-from frugalseg.files import write_text_atomic
 
 BLOCK = "class_confusion"
-CACHE = "confusion_last.json"
 AGREEMENT = 1e-4
 """How far the predictions' mean Dice may be from the record's ``last.pt`` score (the same evaluation, again)."""
 
@@ -68,7 +68,7 @@ def confusion_counts(pred: np.ndarray, label: np.ndarray, num_classes: int) -> n
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def predict_and_count(checkpoint: Path, data: str) -> dict[str, object]:
+def predict_and_count(checkpoint: Path, data: str) -> dict[str, Any]:
     """Confusion counts and mean Dice of ``checkpoint``'s predictions on the validation volumes of ``data``."""
     from frugalseg.data.sources import open_source
     from frugalseg.evaluation.inference import predict_volume
@@ -83,6 +83,8 @@ def predict_and_count(checkpoint: Path, data: str) -> dict[str, object]:
     results = []
     for case_id in source.case_ids("val"):
         case = source.load_case(case_id)
+        if case.label is None:
+            raise SystemExit(f"{data}: validation volume {case_id} has no reference labels to count against")
         pred = predict_volume(model.network, case.image, patch_size=cfg.data.patch_size,
                               batch_size=cfg.train.val_batch_size, amp=cfg.train.precision != "off", device=device)
         counts += confusion_counts(pred, case.label, source.num_classes)
@@ -95,16 +97,16 @@ def predict_and_count(checkpoint: Path, data: str) -> dict[str, object]:
 
 def measure(records: Path, rows: Sequence[str], data: str) -> list[Confusion]:
     """The confusion of every recorded seed of ``rows``; stops if a seed's predictions disagree with its record."""
-    found = []
-    for row, record, run in recorded_runs(records, rows):
-        cache = run / CACHE
-        if not cache.is_file():
-            write_text_atomic(cache, json.dumps(predict_and_count(run / "checkpoints" / "last.pt", data)),
-                              overwrite=True)
-        made = json.loads(cache.read_text())
+
+    def count(record: RunRecord, run: Path) -> dict[str, Any]:
+        made = predict_and_count(run / "checkpoints" / "last.pt", data)
         recorded = metric_value(record.summaries["last"], "dice")
         if abs(made["dice"] - recorded) > AGREEMENT:
             raise SystemExit(f"{run}: its predictions score {made['dice']:.4f}, its record {recorded:.4f}")
+        return made
+
+    found = []
+    for row, record, made in measured_runs(records, rows, BLOCK, count):
         found.append(Confusion(row, record.seed, made["classes"], np.asarray(made["counts"], dtype=np.int64)))
         print(f"{row} s{record.seed}: counted", flush=True)
     return found

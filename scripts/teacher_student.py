@@ -10,11 +10,13 @@ without training anything: each network is scored on the validation volumes exac
 
 For each recorded seed of each row the script
 
-- finds the run folder its record names and checks that the folder still holds that run (same
-  ``config.json``); a run folder that is gone or holds another run stops the script;
+- unless its scores are kept already, finds the run folder its record names and checks that the folder
+  still holds that run (same ``config.json``); a run folder that is gone or holds another run stops the script;
 - evaluates ``teacher`` and ``student`` of ``checkpoints/last.pt`` into ``eval_last_<network>/`` of the
   run folder, once (a later call reads those summaries);
 - checks that the teacher's score is the record's ``last.pt`` score, which the bench computed the same way;
+- keeps both scores beside the records, committed with them (``docs/results/evidence/teacher_student/``,
+  ``frugalseg.bench.run_evidence``): a later call, on any machine, reads them instead of the run folder;
 
 then writes the ``<!-- teacher_student -->`` block of the page: per row, mean ± std over seeds of each
 network's mean Dice and of the paired difference (student minus teacher), and each seed's difference.
@@ -29,10 +31,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from frugalseg.bench.run_evidence import evidence_parser, recorded_runs, write_evidence_block
+from frugalseg.bench.records import RunRecord
+from frugalseg.bench.run_evidence import evidence_parser, measured_runs, write_evidence_block
 from frugalseg.bench.tables import aggregate, metric_value
 
 NETWORKS: tuple[str, ...] = ("teacher", "student")
@@ -72,12 +76,16 @@ def network_dice(run: Path, network: str, data: str) -> float:
 
 def measure(records: Path, rows: Sequence[str], data: str) -> list[Pair]:
     """Both networks' scores for every recorded seed of ``rows``; stops if a teacher disagrees with its record."""
-    pairs = []
-    for row, record, run in recorded_runs(records, rows):
+
+    def score(record: RunRecord, run: Path) -> dict[str, Any]:
         dice = {net: network_dice(run, net, data) for net in NETWORKS}
         recorded = metric_value(record.summaries["last"], "dice")
         if abs(dice["teacher"] - recorded) > AGREEMENT:
             raise SystemExit(f"{run}: the teacher scores {dice['teacher']:.4f}, its record {recorded:.4f}")
+        return dice
+
+    pairs = []
+    for row, record, dice in measured_runs(records, rows, "teacher_student", score):
         pairs.append(Pair(row, record.seed, dice))
         print(f"{row} s{record.seed}: " + ", ".join(f"{n} {d:.4f}" for n, d in dice.items()), flush=True)
     return pairs

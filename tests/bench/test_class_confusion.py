@@ -1,17 +1,18 @@
 """``scripts/class_confusion.py``: where each true class's voxels go, per bench row, onto a page.
 
 The counting is checked by hand and, end to end, on a tiny run of the bundled sample against ``frugalseg eval``
-of the same checkpoint; the page is built from cached counts (what a first call leaves in each run folder).
+of the same checkpoint; the page is built from kept counts (what a first call leaves beside the records).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from frugalseg.bench.records import read_record
+from frugalseg.bench.run_evidence import write_evidence
 from frugalseg.cli import main
 from frugalseg.evaluation.checkpoint import evaluate_checkpoint
 from tests.bench.fakes import fake_record
@@ -19,7 +20,6 @@ from tests.helpers import load_script, sample_root
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "class_confusion.py"
 CLASSES = ["background", "RV", "Myo", "LV"]
-CACHE = "confusion_last.json"  # the script's cache file in a run folder
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +37,12 @@ def test_counts_by_hand(script):
         script.confusion_counts(pred[:1], label, 4)
 
 
-def _store(tmp_path: Path, row: str, counts: list[list[list[int]]], dice: float, made_dice: float | None = None):
-    """Records of ``row`` whose kept run folders hold cached counts (one 4x4 matrix per seed)."""
+def _store(tmp_path: Path, row: str, counts: list[list[list[int]]], dice: float) -> Path:
+    """Records of ``row`` (run folders gone) whose counts are kept beside them (one 4x4 matrix per seed)."""
     store = tmp_path / "records"
     for seed, matrix in enumerate(counts):
-        record = fake_record(store, tmp_path / "runs", row, seed, dice, config={"seed": seed}, keep_run=True)
-        run = Path(json.loads((record / "record.json").read_text())["run"])
-        made = {"classes": CLASSES, "counts": matrix, "dice": dice if made_dice is None else made_dice}
-        (run / CACHE).write_text(json.dumps(made))
+        record = read_record(fake_record(store, tmp_path / "runs", row, seed, dice, config={"seed": seed}))
+        write_evidence(store, "class_confusion", record, {"classes": CLASSES, "counts": matrix, "dice": dice})
     return store
 
 
@@ -64,10 +62,14 @@ def test_shares_by_hand_on_the_page(script, tmp_path):
     assert "| → background | → RV | → Myo | → LV |" in text
 
 
-def test_predictions_that_disagree_with_the_record_stop_the_script(script, tmp_path):
-    store = _store(tmp_path, "mlds", [np.eye(4, dtype=int).tolist()], 0.70, made_dice=0.65)
+def test_predictions_that_disagree_with_the_record_stop_the_script(script, tmp_path, monkeypatch):
+    store = tmp_path / "records"
+    fake_record(store, tmp_path / "runs", "mlds", 0, 0.70, config={"seed": 0}, keep_run=True)
+    made = {"classes": CLASSES, "counts": np.eye(4, dtype=int).tolist(), "dice": 0.65}
+    monkeypatch.setattr(script, "predict_and_count", lambda checkpoint, data: made)
     with pytest.raises(SystemExit, match="its predictions score 0.6500, its record 0.7000"):
         script.measure(store, ["mlds"], "/d")
+    assert not (tmp_path / "evidence").exists()  # nothing kept of a failed check
 
 
 @pytest.mark.slow

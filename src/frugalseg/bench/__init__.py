@@ -22,7 +22,7 @@ its arguments into :class:`~frugalseg.bench.options.BenchOptions` and calls :fun
 - :mod:`~frugalseg.bench.report`: the results page's Markdown; :mod:`~frugalseg.bench.provenance`: date, commit,
   machine;
 - :mod:`~frugalseg.bench.run_evidence`: what the scripts that re-read kept run folders share (arguments, the
-  runs checked against their records, their page block).
+  runs checked against their records, what they measured kept beside the records, their page block).
 
 The bench is a client of the library's public API (configs, the trainer, ``frugalseg.evaluation``), never of
 the command line: nothing here imports :mod:`frugalseg.commands`.
