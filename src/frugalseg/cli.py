@@ -77,6 +77,9 @@ def _add_train(sub: Subparsers) -> None:
     g.add_argument("--overwrite", action="store_true",
                    help="replace an existing run folder (the old one is deleted once the new run has checkpointed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.add_argument("--stop-at", type=_positive_int, metavar="N",
+                   help="stop after iteration N of the schedule, saving last.pt as if killed there (the schedule "
+                        "is still train.iterations long); --resume continues it")
 
 
 def _add_eval(sub: Subparsers) -> None:
@@ -196,8 +199,11 @@ def _run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     out = args.out or default_run_dir(config)
     result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                       resume_with_changes=args.resume_with_changes)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
+                       resume_with_changes=args.resume_with_changes, stop_at=args.stop_at)
+    if os.environ.get("RANK", "0") == "0" and result.iterations < config.train.iterations:
+        print(f"run {result.run_dir}: stopped at iteration {result.iterations} of {config.train.iterations} "
+              f"(checkpoints/last.pt); continue it with --resume")
+    elif os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
         best = (f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}"
                 if result.best_iteration >= 0 else "no validation set: best.pt is the last weights")
         print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, {best}")

@@ -132,3 +132,19 @@ def test_predict_unknown_file_type_names_it(trained, tmp_path, capsys):
     rc = main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), "--input", str(bad), "--out",
                str(tmp_path / "p")])
     assert rc == 2 and "scan.txt" in capsys.readouterr().err and not (tmp_path / "p").exists()
+
+
+def test_stop_at_then_resume_finishes_the_same_schedule(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "sample_supervised", f"data.root={sample_root()}", *TINY, "--out", str(out), "--no-progress"]
+    assert main([*args, "--stop-at", "2"]) == 0
+    assert "stopped at iteration 2 of 4" in capsys.readouterr().out
+    assert (out / "checkpoints" / "last.pt").is_file() and not (out / "summary.json").exists()
+    assert main([*args, "--resume", "--stop-at", "2"]) == 2  # already there: refused, the run left as it was
+    assert "cannot stop at iteration 2: the run is at iteration 2 already" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((out / "summary.json").read_text())["iterations"] == 4
+    with pytest.raises(SystemExit):  # not a positive count: argparse's usage error
+        main(["train", "sample_supervised", f"data.root={sample_root()}", "--out", str(tmp_path / "r2"),
+              "--stop-at", "0"])
+    assert not (tmp_path / "r2").exists()

@@ -55,6 +55,7 @@ from frugalseg.engine.batches import BatchSource
 from frugalseg.engine.logs import RunLogger
 from frugalseg.engine.optimisation import Optimisation, autocast_dtype, build_optimisation, start_stage
 from frugalseg.engine.run_data import RunData, annotations_origin
+from frugalseg.errors import ConfigError
 from frugalseg.run_folder import RUN_MARKER, RunFolder
 from frugalseg.training import Method, StagePlan, StepContext, StepOutput
 from frugalseg.training import collectives as dist_utils
@@ -172,6 +173,9 @@ class Trainer:
                                          device)
             if self.resume:
                 self.restore(run)
+            if self.stop_at is not None and self.stop_at <= run.start:
+                raise ConfigError(f"{self.run_dir}: cannot stop at iteration {self.stop_at}: the run is at "
+                                  f"iteration {run.start} already")
             done, seconds = self.loop(run)
             result = self.finish(run, done, seconds)
         except BaseException:
