@@ -14,16 +14,18 @@ from skimage.draw import disk
 from skimage.measure import label as cc_label
 from skimage.measure import regionprops
 
-from frugalseg.data.annotations import dumps_annotations, load_annotations
+from frugalseg.data.annotations import Box, dumps_annotations, load_annotations, save_annotations
 from frugalseg.data.simulate import (
     BUDGET_KINDS,
     _largest_remainder,
+    annotator_tags,
     assign_patients,
     budget_path,
     load_budget,
     patient_order,
     simulate_file,
     simulate_items,
+    simulate_tags,
 )
 from frugalseg.data.types import SliceItem
 from frugalseg.errors import ConfigError, DataError, OutputExistsError
@@ -178,7 +180,8 @@ def test_box_corruption_is_reproducible_and_recorded() -> None:
     assert 0 < n_bad < n_boxes
     for item_id, item in noisy.items.items():
         clean = tight.items[item_id].boxes
-        assert len(item.boxes) == len(clean) and item.tags == tight.items[item_id].tags
+        assert len(item.boxes) == len(clean)
+        assert item.tags == annotator_tags(tight.items[item_id].tags or [], item.boxes)
         for k, (b, c) in enumerate(zip(item.boxes, clean)):
             if k not in bad.get(item_id, []):
                 assert b == c
@@ -189,6 +192,25 @@ def test_box_corruption_is_reproducible_and_recorded() -> None:
             else:  # a shift keeps the size and stays inside the image
                 assert (b.y1 - b.y0, b.x1 - b.x0) == (c.y1 - c.y0, c.x1 - c.x0)
                 assert 0 <= b.y0 and b.y1 < 48 and 0 <= b.x0 and b.x1 < 48
+
+
+def test_tags_of_noisy_boxes_stay_the_truth_plus_the_classes_boxed() -> None:
+    def box(c: int) -> Box:
+        return Box.model_validate({"class": c, "y0": 0, "x0": 0, "y1": 1, "x1": 1})
+
+    assert annotator_tags([1, 2, 3], [box(1), box(2), box(3)]) == [1, 2, 3]  # no corruption: the classes present
+    assert annotator_tags([1, 2, 3], [box(2), box(2), box(3)]) == [1, 2, 3]  # the RV's box called Myo: RV kept
+    assert annotator_tags([1, 2], [box(3), box(2)]) == [1, 2, 3]  # a box called LV on a slice without LV
+
+
+def test_every_noisy_file_is_one_frugalseg_accepts(tmp_path) -> None:
+    """A box given a class absent from the slice, with the true tags, would contradict them: the file is saved."""
+    everything = simulate_items(ITEMS, CLASSES, 4, "boxes", 0, corrupt_fraction=1.0, corruption="class")
+    absent = [(i, b.class_) for i, it in everything.items.items() for b in it.boxes
+              if b.class_ not in simulate_tags(next(x.label for x in ITEMS if x.item_id == i))]
+    assert absent  # the case under test happens
+    save_annotations(everything, tmp_path / "noisy.json")
+    assert load_annotations(tmp_path / "noisy.json") == everything
 
 
 def test_box_corruption_off_by_default_changes_nothing() -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "ScribbleOptions",
     "SliceSpec",
     "TagOptions",
+    "annotator_tags",
     "assign_patients",
     "budget_path",
     "choose_slices",
@@ -362,6 +363,17 @@ def corrupt_boxes(
     return out, corrupted
 
 
+def annotator_tags(present: Sequence[int], boxes: Sequence[Box]) -> list[int]:
+    """The tags of a box-annotated slice: the classes truly present, plus every class a box names.
+
+    The two differ only for a noisy annotator (:func:`corrupt_boxes`) that gave a box a class absent from
+    the slice. The tags stay the truth otherwise (the noise under study is in the boxes), but a tag list
+    that called a boxed class absent would contradict the file's own boxes, which frugalseg refuses
+    (:mod:`frugalseg.data.annotations`), so that class is tagged.
+    """
+    return sorted(set(present) | {b.class_ for b in boxes})
+
+
 def _neighbour_count(mask: np.ndarray) -> np.ndarray:
     m = mask.astype(np.int16)
     return ndimage.convolve(m, np.ones((3, 3), dtype=np.int16), mode="constant") - m
@@ -501,8 +513,8 @@ def _simulate_one(
         corrupted: list[int] = []
         if options.corrupt_fraction:
             boxes, corrupted = corrupt_boxes(boxes, label.shape, num_classes, rng, options)
-        # Tags stay the classes truly present: a box with a wrong class is the noise under study, not a tag.
-        return Item(boxes=boxes, tags=simulate_tags(label) if options.with_tags else None), corrupted
+        tags = annotator_tags(simulate_tags(label), boxes) if options.with_tags else None
+        return Item(boxes=boxes, tags=tags), corrupted
     if kind == "tags":
         return Item(tags=simulate_tags(label)), []
     raise ValueError(f"unknown kind {kind!r}")
