@@ -342,11 +342,25 @@ def test_largest_remainder_property(total: int, weights: list[int]) -> None:
         assert exact - 1 < n < exact + 1
 
 
-@pytest.mark.parametrize("name", ["all_masks", "points", "scribbles", "masks3", "masks7", "masks7_boxes",
-                                  "masks3_boxes_tags", "masks7_boxes_noisy"])
-def test_shipped_budgets_load(name: str) -> None:
-    assert budget_path(name).suffix == ".yaml"
-    load_budget(name)
+SHIPPED_BUDGETS = sorted(p.stem for p in budget_path("all_masks").parent.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED_BUDGETS)
+def test_shipped_budgets_make_files_frugalseg_accepts(name: str, tmp_path: Path) -> None:
+    """Every shipped budget, simulated on the bundled sample (at most its 4 patients masked), gives a file
+    that saves and reads back: the simulation never writes what the annotation checks refuse."""
+    from frugalseg.data.sources import open_source
+    from tests.helpers import sample_root
+
+    assert budget_path(name).suffix == ".yaml" and len(SHIPPED_BUDGETS) >= 10
+    budget = load_budget(name)
+    if budget.masks is not None and (budget.masks.first_patients or 0) > 3:
+        budget = budget.model_copy(update={"masks": budget.masks.model_copy(update={"first_patients": 3})})
+    source = open_source(sample_root())
+    ann = simulate_items(source.training_slices(source.case_ids("train")), source.classes, source.num_classes,
+                         "budget", 0, budget=budget)
+    save_annotations(ann, tmp_path / f"{name}.json")
+    assert load_annotations(tmp_path / f"{name}.json") == ann
 
 
 @pytest.mark.parametrize(
