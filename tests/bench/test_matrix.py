@@ -130,6 +130,15 @@ def test_estimate_scales_with_iterations_and_is_none_for_other_shapes():
     assert matrix.estimates.minutes_for(crops) == full
 
 
+def test_a_variant_of_a_method_gets_its_own_estimate():
+    matrix = load_matrix()
+    naive = row_config(matrix.row("naive_hybrid7"), ROOT, "quick", 0, ["train.iterations=3000"])
+    assert matrix.estimates.minutes_for(naive) == matrix.estimates.minutes["dii_dcr dii=false dcr=false"] == 10
+    only_dii = row_config(matrix.row("dii_dcr"), ROOT, "quick", 0, ["train.iterations=3000",
+                                                                   "method.options.dcr=false"])
+    assert matrix.estimates.minutes_for(only_dii) == matrix.estimates.minutes["dii_dcr"]  # not every option matches
+
+
 def test_side_by_side_jobs_speed_up_training_up_to_the_cores():
     estimates = load_matrix().estimates
     # measured by benchmarks/side_by_side.py: 2 x 25.5 images/s side by side against 42.6 alone

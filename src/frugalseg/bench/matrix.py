@@ -103,7 +103,9 @@ class Estimates(_Strict):
     """Measured wall minutes of one run per method at the reference shape (the quick schedule)."""
 
     reference: Reference
-    minutes: dict[str, float]
+    minutes: dict[str, float] = Field(
+        description="per method, or per 'method option=value ...' for a variant that costs otherwise (the most "
+                    "specific entry whose options all match the config's wins)")
     eval_minutes: float = Field(ge=0)
     cores: int = Field(default=1, gt=0, description="cores of the CPU the minutes were measured on")
     parallel_efficiency: float = Field(
@@ -127,12 +129,26 @@ class Estimates(_Strict):
         The shape is what a training step sees: the crop when the config trains on crops of its grid.
         """
         ref = self.reference
-        per_run = self.minutes.get(config.method.name)
+        per_run = self._method_minutes(config)
         seen = config.data.crop_size or config.data.patch_size
         same_shape = tuple(seen) == ref.patch_size and config.train.batch_size == ref.batch_size
         if per_run is None or not same_shape:
             return None
         return per_run * config.train.iterations / ref.iterations
+
+
+    def _method_minutes(self, config: RunConfig) -> float | None:
+        """The minutes of the config's method: of its most specific variant entry whose options all match."""
+        best: tuple[int, float] | None = None
+        for key, minutes in self.minutes.items():
+            method, *settings = key.split()
+            if method != config.method.name:
+                continue
+            wanted = dict(setting.split("=", 1) for setting in settings)
+            if all(str(config.method.options.get(k)).lower() == v.lower() for k, v in wanted.items()):
+                if best is None or len(wanted) > best[0]:
+                    best = (len(wanted), minutes)
+        return None if best is None else best[1]
 
 
 class Matrix(_Strict):
