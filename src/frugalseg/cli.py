@@ -12,7 +12,7 @@ Sub-commands (DESIGN.md "Command line")::
     frugalseg bench --data DIR [--schedule quick|paper] [--only ROW ... | --row LABEL=CONFIG[,K=V...] ...]
                     [--doc PAGE --block NAME] [--seeds N ...] [--runs DIR] [--out DIR] [--set KEY=VALUE ...]
                     [--cost-model FILE] [--jobs N] [--list | --page-only] [--active-learning [SPEC]]
-    frugalseg annotate --data DIR|FILE --out FILE [--classes FILE] [--host 127.0.0.1] [--port N]
+    frugalseg annotate --data DIR|FILE --out FILE [--classes FILE] [--host 127.0.0.1] [--port N] [--suggested F]
 """
 
 from __future__ import annotations
@@ -169,6 +169,8 @@ def _add_annotate(sub: Subparsers) -> None:
     p.add_argument("--classes", type=Path, help="JSON/YAML {id: name} for data without masks")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--suggested", type=Path, metavar="FILE",
+                   help="item ids to annotate first, one per line in order (frugalseg suggest --out FILE)")
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
@@ -268,7 +270,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
     """Serve the annotation page until interrupted."""
     from frugalseg.commands.annotate import serve
 
-    serve(args.data, args.out, args.classes, args.host, args.port)
+    serve(args.data, args.out, args.classes, args.host, args.port, suggested=args.suggested)
     return 0
 
 

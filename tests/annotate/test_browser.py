@@ -222,3 +222,41 @@ def test_annotate_in_chromium_then_train(tmp_path):
         server.stop()
     check_file(out, item, points, box, stroke_xs)
     train_on(out, tmp_path / "run")
+
+
+def test_suggested_slices_open_first_and_n_steps_through_them(tmp_path):
+    """``--suggested`` (``frugalseg suggest``'s file): the page opens at the first suggested slice, marks each in
+    the list with its rank, and ``N`` goes to the next one not yet annotated, wrapping round."""
+    order = [info.item_id for info in load_catalog(sample_root()).infos]
+    ids = [order[10], order[3], order[20]]
+    queue = tmp_path / "next.txt"
+    queue.write_text("".join(f"{i}\n" for i in ids))
+    out = tmp_path / "annotations.json"
+    server = Server(sample_root(), out, "--suggested", str(queue))
+    driver = None
+    try:
+        driver = chromium(tmp_path / "profile")
+        page = Page(driver, server.url)
+        page.open()
+
+        def at(item_id: str) -> None:
+            page.wait.until(lambda d: d.find_element("id", "item-id").text == item_id)
+            page.settle()
+
+        at(ids[0])
+        assert "suggested 1 of 3" in page.text("#item-pos")
+        assert page.text(f'#items li[data-id="{ids[1]}"]').startswith("★2")
+        assert page.driver.find_element("id", "next-suggested").is_displayed()
+        page.keys("e")  # the first suggested slice holds nothing: annotated
+        page.keys("n")
+        at(ids[1])
+        page.keys("n")
+        at(ids[2])
+        assert "suggested 3 of 3" in page.text("#item-pos")
+        page.keys("n")  # round again: the first is annotated, so the second
+        at(ids[1])
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()
+    assert list(load_annotations(out).items) == [ids[0]]

@@ -101,9 +101,10 @@ class _Endpoints:
     file's own models and hand it to the store, which checks it against the item and saves the file.
     """
 
-    def __init__(self, store: AnnotationStore) -> None:
+    def __init__(self, store: AnnotationStore, suggested: Sequence[str] = ()) -> None:
         self.store = store
         self.catalog = store.catalog
+        self.suggested = list(suggested)
 
     async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
@@ -113,7 +114,8 @@ class _Endpoints:
         items = [{"id": i.item_id, "case": i.case_id, "index": i.index, "height": i.height, "width": i.width}
                  for i in self.catalog.infos]
         return JSONResponse({"classes": self.catalog.class_names(), "items": items, "out": str(self.store.path),
-                             "log": str(self.store.log_path), "data": str(self.catalog.data)})
+                             "log": str(self.store.log_path), "data": str(self.catalog.data),
+                             "suggested": self.suggested})
 
     async def image(self, request: Request) -> Response:
         """An item's slice as raw bytes, its grid in headers (the page draws it without decoding a format)."""
@@ -173,12 +175,15 @@ def _routes(endpoints: _Endpoints) -> list[Route | Mount]:
     ]
 
 
-def create_app(store: AnnotationStore, allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> Starlette:
+def create_app(store: AnnotationStore, allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost"),
+               suggested: Sequence[str] = ()) -> Starlette:
     """The page's application over ``store`` (which the caller opens and closes).
 
     Args:
         store: the annotation file and the data's items.
         allowed_hosts: host names requests may be addressed to (the bound host and its aliases).
+        suggested: item ids to annotate first, in order (``frugalseg suggest``'s output, checked against the
+            data by :func:`~frugalseg.annotate.suggested.read_suggestions`).
     """
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
-    return Starlette(routes=_routes(_Endpoints(store)), middleware=middleware)
+    return Starlette(routes=_routes(_Endpoints(store, suggested)), middleware=middleware)

@@ -68,16 +68,21 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def serve(data: Path, out: Path, classes: Path | None = None, host: str = "127.0.0.1", port: int = 8765,
-          stream: TextIO = sys.stdout) -> None:
-    """Open the data and the annotation file (locked), print the page's URL, and serve until interrupted."""
+          stream: TextIO = sys.stdout, suggested: Path | None = None) -> None:
+    """Open the data and the annotation file (locked), print the page's URL, and serve until interrupted.
+
+    ``suggested``: a ``frugalseg suggest`` file, whose slices the page opens first, in its order.
+    """
     require_server_deps()
     import uvicorn
 
     from frugalseg.annotate.app import create_app
     from frugalseg.annotate.catalog import load_catalog
     from frugalseg.annotate.store import AnnotationStore
+    from frugalseg.annotate.suggested import read_suggestions
 
     catalog = load_catalog(data, classes)
+    queue = [] if suggested is None else read_suggestions(suggested, catalog)
     sock = _bind(host, port)
     try:
         store = AnnotationStore(out, catalog)
@@ -89,13 +94,16 @@ def serve(data: Path, out: Path, classes: Path | None = None, host: str = "127.0
         url = f"http://{shown}:{sock.getsockname()[1]}/"
         print(f"frugalseg annotate: {url}  ({len(catalog.infos)} slices of {data}; every action is saved to "
               f"{out}; Ctrl+C to stop)", file=stream, flush=True)
+        if queue:
+            print(f"frugalseg annotate: {len(queue)} suggested slices from {suggested}, in order (key N: the next "
+                  "one not yet annotated)", file=stream, flush=True)
         if not _is_loopback(host):
             print(f"frugalseg annotate: warning: {host} is reachable from other machines, and so are the images",
                   file=stream, flush=True)
         # uvicorn re-raises the SIGTERM it caught after shutting down; as KeyboardInterrupt it ends like Ctrl+C,
         # through the finally below, so the timing log records the end of the session.
         signal.signal(signal.SIGTERM, _interrupt)
-        app = create_app(store, allowed_hosts(host))
+        app = create_app(store, allowed_hosts(host), queue)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         server.run(sockets=[sock])
         if server.should_exit:

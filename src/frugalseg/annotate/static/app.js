@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   classes: [],        // [[id, name], ...] foreground classes
   items: [],          // [{id, case, index, height, width}] in page order
+  suggested: [],      // item ids to annotate first, in order (frugalseg annotate --suggested)
   index: 0,           // current item
   tool: "point",
   cls: 1,
@@ -111,6 +112,23 @@ async function go(index) {
 
 function step(delta) { go(state.index + delta); }
 
+// The suggested slices (frugalseg suggest's order): the next one after the current slice's rank that is not
+// annotated yet, wrapping round to the first one left; none left: say so.
+function isAnnotated(id) {
+  const i = state.items.findIndex((it) => it.id === id);
+  return Boolean(state.progress && state.progress.items[i] && state.progress.items[i].annotated);
+}
+
+function nextSuggested() {
+  const ids = state.suggested;
+  if (!ids.length) { setStatus("no suggested slices (frugalseg annotate --suggested FILE)"); return; }
+  const from = ids.indexOf(current().id) + 1;
+  const order = [...ids.slice(from), ...ids.slice(0, from)];
+  const id = order.find((x) => !isAnnotated(x));
+  if (id === undefined) { setStatus(`all ${ids.length} suggested slices are annotated`); return; }
+  go(state.items.findIndex((it) => it.id === id));
+}
+
 function stepVolume(delta) {
   const c = current().case;
   let i = state.index;
@@ -129,8 +147,10 @@ function showItem() {
   const it = current();
   const vol = volumeItems();
   $("item-id").textContent = it.id;
+  const rank = state.suggested.indexOf(it.id);
   $("item-pos").textContent = `volume ${it.case}, slice ${it.index + 1} of ${vol.length} ` +
-    `(${state.index + 1} of ${state.items.length} slices, ${it.height}×${it.width})`;
+    `(${state.index + 1} of ${state.items.length} slices, ${it.height}×${it.width})` +
+    (rank >= 0 ? ` · suggested ${rank + 1} of ${state.suggested.length}` : "");
   const slider = $("slider");
   slider.max = String(vol.length - 1);
   slider.value = String(it.index);
@@ -443,6 +463,8 @@ function buildControls() {
   $("next").addEventListener("click", () => step(1));
   $("prev-volume").addEventListener("click", () => stepVolume(-1));
   $("next-volume").addEventListener("click", () => stepVolume(1));
+  $("next-suggested").addEventListener("click", nextSuggested);
+  $("next-suggested").hidden = !state.suggested.length;
   $("slider").addEventListener("input", (e) => {
     const first = state.items.findIndex((it) => it.case === current().case);
     go(first + Number(e.target.value));
@@ -469,6 +491,7 @@ function onKey(e) {
   else if (key === "b") setTool("box");
   else if (key === "s") setTool("scribble");
   else if (key === "e") markEmpty();
+  else if (key === "n") nextSuggested();
   else if (key === "r") { resetWindow(); fit(); renderImage(); }
   else if (key === "+" || key === "=") zoom(1.25);
   else if (key === "-") zoom(1 / 1.25);
@@ -520,6 +543,15 @@ async function refreshProgress() {
     const li = list.children[i];
     li.classList.toggle("annotated", s.annotated);
     li.innerHTML = "";
+    const rank = state.suggested.indexOf(s.id);
+    li.classList.toggle("suggested", rank >= 0);
+    if (rank >= 0) {
+      const mark = document.createElement("span");
+      mark.className = "rank";
+      mark.title = `suggested slice ${rank + 1} of ${state.suggested.length}`;
+      mark.textContent = `★${rank + 1}`;
+      li.append(mark);
+    }
     li.append(s.id);
     const what = document.createElement("span");
     what.className = "what";
@@ -538,13 +570,16 @@ function highlightRow() {
 
 // ------------------------------------------------------------------------------------------- start
 
-// Where to open: the item in the address (a reload stays put), else the first one after the last annotated.
+// Where to open: the item in the address (a reload stays put), else the first suggested slice not annotated
+// yet, else the first one after the last annotated.
 function startIndex() {
   const m = /#item=(.+)$/.exec(location.hash);
   if (m) {
     const i = state.items.findIndex((it) => it.id === decodeURIComponent(m[1]));
     if (i >= 0) return i;
   }
+  const todo = state.suggested.find((id) => !isAnnotated(id));
+  if (todo !== undefined) return state.items.findIndex((it) => it.id === todo);
   const done = state.progress.items.map((s) => s.annotated);
   const last = done.lastIndexOf(true);
   return last < 0 ? 0 : Math.min(last + 1, state.items.length - 1);
@@ -556,6 +591,7 @@ async function start() {
     const session = await api("GET", "/api/session");
     state.classes = Object.entries(session.classes).map(([id, name]) => [Number(id), name]);
     state.items = session.items;
+    state.suggested = session.suggested || [];
     $("where").textContent = `saving to ${session.out}`;
     buildControls();
     setTool("point");
