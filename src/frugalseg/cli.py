@@ -202,10 +202,12 @@ def _run_train(args: argparse.Namespace) -> int:
     out = args.out or default_run_dir(config)
     result = train_run(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                        resume_with_changes=args.resume_with_changes, stop_at=args.stop_at)
-    if os.environ.get("RANK", "0") == "0" and result.iterations < config.train.iterations:
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 validated, so only it reports
+        return 0
+    if result.iterations < config.train.iterations:
         print(f"run {result.run_dir}: stopped at iteration {result.iterations} of {config.train.iterations} "
               f"(checkpoints/last.pt); continue it with --resume")
-    elif os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 validated, so only it reports
+    else:
         best = (f"best validation Dice {result.best_dice:.4f} at iteration {result.best_iteration}"
                 if result.best_iteration >= 0 else "no validation set: best.pt is the last weights")
         print(f"run {result.run_dir}: {result.iterations} iterations in {result.seconds:.0f} s, {best}")

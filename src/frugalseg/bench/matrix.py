@@ -136,7 +136,6 @@ class Estimates(_Strict):
             return None
         return per_run * config.train.iterations / ref.iterations
 
-
     def _method_minutes(self, config: RunConfig) -> float | None:
         """The minutes of the config's method: of its most specific variant entry whose options all match."""
         best: tuple[int, float] | None = None

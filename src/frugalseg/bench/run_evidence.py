@@ -98,4 +98,3 @@ def measured_runs(records: Path, rows: Sequence[str], kind: str,
                 measured = measure(record, run)
                 write_evidence(records, kind, record, measured)
             yield row, record, measured
-
