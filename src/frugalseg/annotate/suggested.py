@@ -32,6 +32,7 @@ def read_suggestions(path: str | Path, catalog: Catalog) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(path, f"unreadable suggestions file ({exc})") from exc
     ids: list[str] = []
+    seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
         item_id = line.strip()
         if not item_id or item_id.startswith("#"):
@@ -39,8 +40,9 @@ def read_suggestions(path: str | Path, catalog: Catalog) -> list[str]:
         if item_id not in catalog:
             raise DataError(path, f"line {number}: {item_id!r} is not a training slice of {catalog.data} "
                                   "(suggestions made for other data?)")
-        if item_id in ids:
+        if item_id in seen:
             raise DataError(path, f"line {number}: {item_id!r} is listed twice")
+        seen.add(item_id)
         ids.append(item_id)
     if not ids:
         raise DataError(path, "suggestions file lists no item")

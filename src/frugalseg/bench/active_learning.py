@@ -27,8 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from frugalseg.active.scores import STRATEGIES
 from frugalseg.bench.matrix import Row
-from frugalseg.bench.options import PAGE_STEM, CommonOptions
-from frugalseg.bench.options import RECORDS_FOLDER as ROW_RECORDS
+from frugalseg.bench.options import CommonOptions
 from frugalseg.bench.yaml_models import load_yaml_model, shipped_file
 from frugalseg.config import RunConfig, load_config
 from frugalseg.data.annotations import AnnotationFile, Item
@@ -96,11 +95,6 @@ class LoopOptions(CommonOptions):
     def row_runs_dir(self) -> Path:
         """The bench rows' run folders, where a round 0 shared with a row trains (:func:`shared_row`)."""
         return super().runs_dir
-
-    @property
-    def row_records_dir(self) -> Path:
-        """The bench rows' records, where a shared round 0 is recorded as its row."""
-        return Path(self.out) / PAGE_STEM / ROW_RECORDS
 
 
 class RecordMismatchError(FrugalsegError):

@@ -83,7 +83,8 @@ class LoopRunner:
             return self._checked(path, read_record(path), self._config(seed, round_, ann_path), annotated)
         ann = with_masks(self.start(seed), annotated, {"strategy": strategy, "seed": seed, "round": round_,
                                                        "start": self.opts.spec.start, "added": list(annotated)})
-        save_annotations(ann, ann_path, overwrite=True)
+        if round_ > 0:  # round 0's run simulates its own (start_config), the same for every strategy
+            save_annotations(ann, ann_path, overwrite=True)
         config = self._config(seed, round_, ann_path)
         run = self._train_start(seed, config) if round_ == 0 else self._train(self.opts.runs_dir / name, config, ann)
         summary = evaluate_run(run, self.opts.data_root(), ("last",), self.opts.device)["last"]
@@ -240,7 +241,7 @@ def plan_text(opts: LoopOptions) -> str:
         todo += len(trainings)
     total = len(opts.seeds) * (1 + spec.rounds * len(spec.strategies))
     estimates = load_matrix().estimates
-    config = round_config(opts, opts.data or "<data>", 0, Path("<annotations>"))
+    config = round_config(opts, data, 0, Path("<annotations>"))
     per_run = estimates.minutes_for(config)
     lines = [f"active-learning loop: {spec.config} (schedule {opts.schedule}, {config.train.iterations} iterations) "
              f"from {spec.start}; {spec.rounds} rounds x {len(spec.strategies)} strategies "

@@ -81,6 +81,11 @@ class CommonOptions:
     def runs_dir(self) -> Path:
         return self.runs if self.runs is not None else Path("runs") / "bench" / self.schedule
 
+    @property
+    def row_records_dir(self) -> Path:
+        """The store of the rows' records, beside the results page, so that committing the pages commits them."""
+        return Path(self.out) / PAGE_STEM / RECORDS_FOLDER
+
     def data_root(self) -> str:
         root = self.data or os.environ.get(DATA_ENV)
         if not root:
@@ -111,8 +116,8 @@ class BenchOptions(CommonOptions):
 
     @property
     def records_dir(self) -> Path:
-        """The store of records, beside the results page, so that committing the pages commits them."""
-        return Path(self.out) / PAGE_STEM / RECORDS_FOLDER
+        """Where this mode's records go: the rows' store (:attr:`CommonOptions.row_records_dir`)."""
+        return self.row_records_dir
 
     def done(self, label: str, seed: int) -> bool:
         """The row x seed needs no more training: it has a record, or a finished run folder to record."""
