@@ -17,7 +17,6 @@ from skimage.measure import regionprops
 from frugalseg.data.annotations import Box, dumps_annotations, load_annotations, save_annotations
 from frugalseg.data.simulate import (
     BUDGET_KINDS,
-    _largest_remainder,
     annotator_tags,
     assign_patients,
     budget_path,
@@ -27,6 +26,7 @@ from frugalseg.data.simulate import (
     simulate_items,
     simulate_tags,
 )
+from frugalseg.data.simulate.budgets import _largest_remainder
 from frugalseg.data.types import SliceItem
 from frugalseg.errors import ConfigError, DataError, OutputExistsError
 
