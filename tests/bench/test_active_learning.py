@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from frugalseg.bench.active_learning import LoopOptions, load_loop_spec, read_record, record_path, shared_row
+from frugalseg.bench.active_learning import (
+    LoopOptions,
+    RoundRecord,
+    load_loop_spec,
+    read_record,
+    record_path,
+    shared_row,
+)
+from frugalseg.bench.active_learning_run import LoopRunner
 from frugalseg.bench.matrix import load_matrix
 from frugalseg.bench.records import read_record as read_row_record
 from frugalseg.bench.records import record_dir
@@ -136,3 +144,20 @@ def test_list_and_bad_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["bench", "--active-learning", str(spec_file(tmp_path, start="nope")), "--data", str(sample_root()),
                  "--out", str(tmp_path / "d")]) == 2
     assert not (tmp_path / "d").exists()
+
+
+def test_the_loop_goes_round_by_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round r of every strategy comes before round r + 1 of any, per seed, so a loop stopped part way compares
+    the strategies at equal cost; each strategy still builds on its own previous round."""
+    calls: list[tuple[int, int, str, list[str]]] = []
+
+    def fake_round(self: LoopRunner, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
+        calls.append((seed, round_, strategy, list(annotated)))
+        return RoundRecord(strategy, seed, round_, list(annotated), [f"{strategy}-{round_}"], None, {}, {}, 0.0, {})
+
+    monkeypatch.setattr(LoopRunner, "round", fake_round)
+    opts = LoopOptions(data=str(sample_root()), seeds=(0, 1), out=tmp_path, spec=load_loop_spec(spec_file(tmp_path)))
+    LoopRunner(opts, log=lambda _: None).run()
+    assert [c[:3] for c in calls] == [(seed, r, s) for seed in (0, 1) for r in range(3)
+                                      for s in ("disagreement", "random")]
+    assert calls[-1] == (1, 2, "random", ["random-0", "random-1"])

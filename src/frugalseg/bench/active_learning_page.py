@@ -60,7 +60,8 @@ def curve_points(records: Sequence[RoundRecord], model: CostModel) -> list[Curve
         delta = aggregate(paired) if strategy != "random" and paired else None
         points.append(CurvePoint(strategy, round_, float(np.mean([r.counts["annotated"] for r in recs])),
                                  aggregate(minutes), aggregate([_dice(r) for r in recs]), delta, seeds))
-    return points
+    order = {s: k for k, s in enumerate(dict.fromkeys(rec.strategy for rec in records))}
+    return sorted(points, key=lambda p: (order[p.strategy], p.round))
 
 
 def table_lines(points: Sequence[CurvePoint]) -> list[str]:

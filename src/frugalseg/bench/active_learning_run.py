@@ -61,15 +61,20 @@ class LoopRunner:
 
     # ----- the loop --------------------------------------------------------------------------------------------
     def run(self) -> list[RoundRecord]:
-        """Every round of every strategy and seed, in order; the records (read or made)."""
+        """Every round of every strategy and seed; the records (read or made).
+
+        Per seed, round by round: round r of every strategy before round r + 1 of any. A loop stopped part
+        way (a session's end) then leaves every strategy at the same round, so what is recorded already
+        compares them at equal annotator time, rather than one strategy's whole curve and no other's.
+        """
         records = []
         for seed in self.opts.seeds:
-            for strategy in self.opts.spec.strategies:
-                annotated: list[str] = []
-                for round_ in range(self.opts.spec.rounds + 1):
-                    rec = self.round(strategy, seed, round_, annotated)
+            annotated: dict[str, list[str]] = {s: [] for s in self.opts.spec.strategies}
+            for round_ in range(self.opts.spec.rounds + 1):
+                for strategy in self.opts.spec.strategies:
+                    rec = self.round(strategy, seed, round_, annotated[strategy])
                     records.append(rec)
-                    annotated = [*rec.annotated, *rec.suggested]
+                    annotated[strategy] = [*rec.annotated, *rec.suggested]
         return records
 
     def round(self, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
@@ -167,8 +172,8 @@ def recorded(opts: LoopOptions) -> list[RoundRecord]:
     """The committed records of the loop's strategies and seeds, in loop order (missing rounds left out)."""
     out = []
     for seed in opts.seeds:
-        for strategy in opts.spec.strategies:
-            for round_ in range(opts.spec.rounds + 1):
+        for round_ in range(opts.spec.rounds + 1):
+            for strategy in opts.spec.strategies:
                 path = record_path(opts.records_dir, strategy, seed, round_)
                 if path.is_file():
                     out.append(read_record(path))
