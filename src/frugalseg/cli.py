@@ -150,7 +150,8 @@ def _add_bench(sub: Subparsers) -> None:
     p.add_argument("--device", help="device for evaluation (training follows train.device)")
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="train up to N runs side by side, each in a child process with cpus/N threads "
-                        "(on a GPU machine: one GPU each); default 1, in this process")
+                        "(on a GPU machine: one GPU each); default 1, in this process. With --active-learning: "
+                        "N worker processes share the loop's rounds")
     p.add_argument("--active-learning", nargs="?", const="", metavar="SPEC",
                    help="run the simulated active-learning loop instead of the matrix (SPEC: a loop spec YAML; "
                         "default: frugalseg/bench/active_learning.yaml) and write <out>/active-learning.md")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from frugalseg.bench.records import record_dir
 from frugalseg.cli import main
 from frugalseg.config import load_config
 from frugalseg.errors import ConfigError
+from frugalseg.locks import FileLock
 from tests.helpers import sample_root
 
 TINY = ["train.iterations=2", "train.batch_size=4", "data.patch_size=[32,32]", "train.val_every=100",
@@ -96,7 +98,7 @@ def test_resume_from_records_alone_and_a_lost_round(loop: Path) -> None:
     shutil.rmtree(loop / "runs")
     assert bench(loop, spec_file(loop)) == 0
     runs = sorted(p.name for p in (loop / "runs" / "active_learning").iterdir())
-    assert runs == ["annotations", "disagreement-r2-s1"]  # only the lost round was trained again
+    assert runs == ["annotations", "disagreement-r2-s1", "locks"]  # only the lost round was trained again
     again = read_record(lost)
     assert again.annotated == kept.annotated and again.counts == kept.counts
 
@@ -156,8 +158,53 @@ def test_the_loop_goes_round_by_round(tmp_path: Path, monkeypatch: pytest.Monkey
         return RoundRecord(strategy, seed, round_, list(annotated), [f"{strategy}-{round_}"], None, {}, {}, 0.0, {})
 
     monkeypatch.setattr(LoopRunner, "round", fake_round)
-    opts = LoopOptions(data=str(sample_root()), seeds=(0, 1), out=tmp_path, spec=load_loop_spec(spec_file(tmp_path)))
+    opts = LoopOptions(data=str(sample_root()), seeds=(0, 1), runs=tmp_path / "runs", out=tmp_path,
+                       spec=load_loop_spec(spec_file(tmp_path)))
     LoopRunner(opts, log=lambda _: None).run()
     assert [c[:3] for c in calls] == [(seed, r, s) for seed in (0, 1) for r in range(3)
                                       for s in ("disagreement", "random")]
     assert calls[-1] == (1, 2, "random", ["random-0", "random-1"])
+
+
+def test_a_round_another_process_holds_is_passed_over_and_taken_up_when_free(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers share the loop: a claimed round (its lock held elsewhere) holds back its own trajectory only."""
+    calls: list[tuple[int, int, str]] = []
+
+    def fake_round(self: LoopRunner, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
+        calls.append((seed, round_, strategy))
+        return RoundRecord(strategy, seed, round_, list(annotated), [f"{strategy}-{round_}"], None, {}, {}, 0.0, {})
+
+    opts = LoopOptions(data=str(sample_root()), seeds=(0,), runs=tmp_path / "runs", out=tmp_path,
+                       spec=load_loop_spec(spec_file(tmp_path)))
+    other = FileLock(opts.runs_dir / "locks" / "disagreement-r1-s0.lock")  # another worker trains that round
+    other.acquire()
+    sleeps: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:  # the other worker finishes while this one waits
+        sleeps.append(seconds)
+        other.release()
+
+    monkeypatch.setattr(LoopRunner, "round", fake_round)
+    monkeypatch.setattr("frugalseg.bench.active_learning_run.time.sleep", fake_sleep)
+    lines: list[str] = []
+    records = LoopRunner(opts, log=lines.append, poll_seconds=7).run()
+    assert calls == [(0, 0, "disagreement"), (0, 0, "random"), (0, 1, "random"), (0, 2, "random"),
+                     (0, 1, "disagreement"), (0, 2, "disagreement")]
+    assert sleeps == [7] and "claimed by another process" in lines[0]
+    assert [(r.round, r.strategy) for r in records] == [(r, s) for r in range(3) for s in ("disagreement", "random")]
+
+
+@pytest.mark.slow
+def test_jobs_2_workers_share_the_rounds_each_made_once(tmp_path: Path) -> None:
+    assert bench(tmp_path, spec_file(tmp_path), "--jobs", "2") == 0
+    records = tmp_path / "docs" / "results" / "active_learning"
+    assert len(list(records.glob("*.json"))) == 2 * 2 * 3
+    logs = "\n".join((tmp_path / "runs" / "active_learning" / "logs" / f"worker{k}.out").read_text() for k in (1, 2))
+    made = re.findall(r"^\[(\w+ s\d r\d)\] \d+ slices annotated", logs, flags=re.MULTILINE)
+    assert sorted(made) == sorted(f"{s} s{seed} r{r}" for s in ("disagreement", "random") for seed in (0, 1)
+                                  for r in range(3))  # every round made by exactly one of the two workers
+    assert "rounds recorded: 12 of 12" in (tmp_path / "docs" / "active-learning.md").read_text()
+    for seed in (0, 1):  # each trajectory still builds on its own previous round
+        recs = [read_record(record_path(records, "random", seed, r)) for r in range(3)]
+        assert all(b.annotated == a.annotated + a.suggested for a, b in zip(recs, recs[1:], strict=False))

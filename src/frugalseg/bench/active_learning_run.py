@@ -1,9 +1,10 @@
-"""Running the active-learning loop: one round at a time, each recorded, resumable (see ``active_learning``)."""
+"""Running the active-learning loop: each round claimed under a lock, trained, recorded (see ``active_learning``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,12 @@ from frugalseg.config import RunConfig, load_config
 from frugalseg.data.annotations import AnnotationFile, save_annotations
 from frugalseg.engine.run_data import RunData, load_run_data, simulated_annotations
 from frugalseg.files import write_text_atomic
+from frugalseg.locks import FileLock, LockHeldError
 
 __all__ = ["LoopRunner"]
+
+POLL_SECONDS = 30.0
+"""How often a process whose next rounds another process holds looks again (a round trains for minutes)."""
 
 
 @dataclass
@@ -38,6 +43,7 @@ class LoopRunner:
 
     opts: LoopOptions
     log: Log = print
+    poll_seconds: float = POLL_SECONDS
     _data: RunData | None = None
     _starts: dict[int, AnnotationFile] = field(default_factory=dict)
 
@@ -66,16 +72,52 @@ class LoopRunner:
         Per seed, round by round: round r of every strategy before round r + 1 of any. A loop stopped part
         way (a session's end) then leaves every strategy at the same round, so what is recorded already
         compares them at equal annotator time, rather than one strategy's whole curve and no other's.
+
+        Each round is claimed under a lock file first (:meth:`claimed_round`), so several processes running
+        the same loop (``--jobs``: :mod:`frugalseg.bench.active_learning_workers`) share its rounds: one that
+        finds a round claimed goes on to the next trajectory it can start, and waits only when none is left.
         """
-        records = []
-        for seed in self.opts.seeds:
-            annotated: dict[str, list[str]] = {s: [] for s in self.opts.spec.strategies}
-            for round_ in range(self.opts.spec.rounds + 1):
-                for strategy in self.opts.spec.strategies:
-                    rec = self.round(strategy, seed, round_, annotated[strategy])
-                    records.append(rec)
-                    annotated[strategy] = [*rec.annotated, *rec.suggested]
-        return records
+        spec = self.opts.spec
+        order = [(seed, round_, strategy) for seed in self.opts.seeds for round_ in range(spec.rounds + 1)
+                 for strategy in spec.strategies]
+        done: dict[tuple[int, int, str], RoundRecord] = {}
+        while True:
+            claimed_elsewhere = False
+            for seed, round_, strategy in order:
+                if (seed, round_, strategy) in done:
+                    continue
+                previous = done.get((seed, round_ - 1, strategy))
+                if round_ > 0 and previous is None:
+                    continue  # its trajectory's last round is another process's, still running
+                annotated = [] if previous is None else [*previous.annotated, *previous.suggested]
+                rec = self.claimed_round(strategy, seed, round_, annotated)
+                if rec is None:
+                    claimed_elsewhere = True
+                else:
+                    done[(seed, round_, strategy)] = rec
+            if len(done) == len(order):
+                return [done[key] for key in order]
+            if claimed_elsewhere:
+                self.log(f"{len(order) - len(done)} round(s) left, the next ones claimed by another process: "
+                         f"waiting {self.poll_seconds:.0f} s")
+            time.sleep(self.poll_seconds)
+
+    def claimed_round(self, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord | None:
+        """:meth:`round` under its lock file, or ``None`` while another process holds it.
+
+        Round 0 is one training per seed, shared by the strategies, so its lock is the seed's. The lock is an
+        ``flock`` (:mod:`frugalseg.locks`): a process that dies releases it, and the round is then resumed.
+        """
+        name = f"start-s{seed}" if round_ == 0 else f"{strategy}-r{round_}-s{seed}"
+        lock = FileLock(self.opts.runs_dir / "locks" / f"{name}.lock")
+        try:
+            lock.acquire()
+        except LockHeldError:
+            return None
+        try:
+            return self.round(strategy, seed, round_, annotated)
+        finally:
+            lock.release()
 
     def round(self, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
         """One round's record: read when committed (and checked), else trained, scored, suggested, written."""
@@ -228,7 +270,7 @@ def run_active_learning(opts: LoopOptions, page_only: bool = False, log: Log = p
     return write_page(opts, log)
 
 
-def plan_text(opts: LoopOptions) -> str:
+def plan_text(opts: LoopOptions, jobs: int = 1) -> str:
     """``--list``: the rounds to train and the estimated time (the bench matrix's measured minutes per run)."""
     from frugalseg.bench.matrix import load_matrix
     from frugalseg.bench.runner import finished, run_dir
@@ -264,4 +306,9 @@ def plan_text(opts: LoopOptions) -> str:
         lines.append(f"estimate: {todo} x ({per_run:.1f} min training + {estimates.eval_minutes / 2:.2f} min scoring "
                      f"last.pt) = {minutes:.0f} min ({minutes / 60:.1f} h) one run at a time on the CPU the "
                      "matrix's minutes were measured on, plus suggest's scoring of the unannotated slices per round")
+        if jobs > 1:
+            side = todo * (per_run / estimates.speedup(jobs) + estimates.eval_minutes / 2)
+            lines.append(f"with --jobs {jobs}: about {side:.0f} min ({side / 60:.1f} h), the training shared by "
+                         f"{jobs} workers at {estimates.speedup(jobs):.1f}x one run's throughput (fewer while a "
+                         "worker waits for a round another one holds)")
     return "\n".join(lines)

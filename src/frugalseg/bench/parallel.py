@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from frugalseg.bench.matrix import Row, parse_row
 from frugalseg.bench.records import has_record, record_dir
@@ -54,6 +54,7 @@ from frugalseg.errors import ConfigError, FrugalsegError
 __all__ = [
     "Job",
     "JobFailure",
+    "JobLike",
     "Launcher",
     "child_command",
     "child_main",
@@ -88,8 +89,27 @@ class Process(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
-Launch = Callable[["Job", int], Process]
+class JobLike(Protocol):
+    """What the scheduler needs of a job: a name for its progress lines and the file its child writes to.
+
+    A row x seed run (:class:`Job`) is one; a worker of the active-learning loop
+    (:class:`frugalseg.bench.active_learning_workers.LoopWorker`) is another.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log_file(self) -> Path: ...
+
+
+J = TypeVar("J", bound=JobLike)
+
+Launch = Callable[[J, int], Process]
 """Start ``job`` on worker slot ``slot`` (0-based) and return its process."""
+
+Command = Callable[[J, int], list[str]]
+"""The command line of ``job``'s child, given its intra-op thread count."""
 
 
 def log_path(runs: str | Path, label: str, seed: int) -> Path:
@@ -150,7 +170,7 @@ def _last_line(path: Path, tail_bytes: int = 4096) -> str:
 class JobFailure:
     """A job whose child exited non-zero."""
 
-    job: Job
+    job: JobLike
     returncode: int
     last_line: str = ""
 
@@ -217,16 +237,18 @@ def spawn(command: Sequence[str], **kwargs: Any) -> Process:
 
 
 @dataclass
-class Launcher:
+class Launcher(Generic[J]):
     """Starts a child per job with its thread count, its GPU (if any) and its output file.
 
     Args:
         threads: intra-op threads of each child.
         devices: ``CUDA_VISIBLE_DEVICES`` per worker slot (from :func:`gpu_devices`); ``None`` on CPU.
+        command: the child's command line (default: a row x seed run, :func:`child_command`).
     """
 
     threads: int
     devices: Sequence[str] | None = None
+    command: Command[J] = child_command  # type: ignore[assignment]  # the default launches row x seed Jobs
 
     def environment(self, slot: int) -> dict[str, str]:
         """The parent's environment with the child's threads (and GPU); unbuffered so its log is live."""
@@ -235,9 +257,9 @@ class Launcher:
             env["CUDA_VISIBLE_DEVICES"] = self.devices[slot]
         return env
 
-    def __call__(self, job: Job, slot: int) -> Process:
+    def __call__(self, job: J, slot: int) -> Process:
         job.log_file.parent.mkdir(parents=True, exist_ok=True)
-        command = child_command(job, self.threads)
+        command = self.command(job, self.threads)
         with job.log_file.open("ab") as out:
             out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} frugalseg bench: "
                       f"{' '.join(command)}\n".encode())
@@ -248,7 +270,7 @@ class Launcher:
 
 @dataclass
 class _Running:
-    job: Job
+    job: JobLike
     process: Process
     started: float = field(default_factory=time.monotonic)
 
@@ -325,7 +347,7 @@ def _reap(running: dict[int, _Running], tally: _Tally, log: Log) -> bool:
     return ended
 
 
-def run_jobs(jobs: Sequence[Job], workers: int, launch: Launch, log: Log = print,
+def run_jobs(jobs: Sequence[J], workers: int, launch: Launch[J], log: Log = print,
              poll_seconds: float = POLL_SECONDS) -> list[JobFailure]:
     """Run ``jobs`` in order, at most ``workers`` at a time; return the ones that failed.
 
@@ -391,7 +413,7 @@ def train_side_by_side(jobs: Sequence[Job], workers: int, devices: Sequence[str]
     log(f"training {len(jobs)} runs, {min(workers, len(jobs))} at a time, {threads} thread"
         f"{'s' * (threads > 1)} each{gpus}; each run's output in {jobs[0].runs / 'logs'}")
     t0 = time.perf_counter()
-    failures = run_jobs(jobs, workers, Launcher(threads, devices), log)
+    failures = run_jobs(jobs, workers, Launcher[Job](threads, devices), log)
     return time.perf_counter() - t0, failures
 
 
