@@ -253,8 +253,8 @@ PARENT = textwrap.dedent("""
     run_jobs(jobs, 2, launch, print, poll_seconds=0.05)
 """)
 SLEEP = "import time; time.sleep(60)"
-DIES_WITH_PARENT = ("import sys, time; from frugalseg.bench.parallel import _exit_with_parent; "
-                    "_exit_with_parent(int(sys.argv[1])); time.sleep(60)")
+DIES_WITH_PARENT = ("import sys, time; from frugalseg.bench.parallel import exit_with_parent; "
+                    "exit_with_parent(int(sys.argv[1])); time.sleep(60)")
 
 
 def _start_parent(tmp_path: Path, child_code: str) -> tuple[subprocess.Popen, list[int]]:

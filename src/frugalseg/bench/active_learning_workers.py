@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from frugalseg.bench.active_learning import Log, LoopOptions, load_loop_spec
-from frugalseg.bench.parallel import JobFailure, Launcher, _exit_with_parent, gpu_devices, run_jobs, threads_per_job
+from frugalseg.bench.parallel import JobFailure, Launcher, exit_with_parent, gpu_devices, run_jobs, threads_per_job
 from frugalseg.errors import FrugalsegError
 
 __all__ = ["LoopWorker", "run_workers", "worker_command", "worker_main"]
@@ -99,7 +99,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     from frugalseg.bench.active_learning_run import LoopRunner
 
     args = _parser().parse_args(argv)
-    _exit_with_parent(args.parent_pid)
+    exit_with_parent(args.parent_pid)
     try:
         opts = LoopOptions(spec=load_loop_spec(args.spec), data=args.data, schedule=args.schedule, seeds=args.seeds,
                            runs=args.runs, out=args.out, extra=[f"train.threads={args.threads}", *args.extra],

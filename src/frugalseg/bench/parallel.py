@@ -59,6 +59,7 @@ __all__ = [
     "child_command",
     "child_main",
     "cpu_count",
+    "exit_with_parent",
     "gpu_devices",
     "log_path",
     "run_jobs",
@@ -418,7 +419,7 @@ def train_side_by_side(jobs: Sequence[Job], workers: int, devices: Sequence[str]
 
 
 # ---------------------------------------------------------------------------------------------------- the child
-def _exit_with_parent(parent_pid: int | None) -> None:
+def exit_with_parent(parent_pid: int | None) -> None:
     """On Linux, ask for SIGTERM when the parent dies (even by SIGKILL), so no run trains on as an orphan.
 
     Set here in the child rather than in a ``preexec_fn`` (unsafe in a parent with threads); if the parent
@@ -458,7 +459,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     from frugalseg.bench.runner import train_and_record
 
     args = _child_parser().parse_args(argv)
-    _exit_with_parent(args.parent_pid)
+    exit_with_parent(args.parent_pid)
     row = parse_row(args.row)
     extra = [f"train.threads={args.threads}", *args.extra]
     try:
