@@ -33,7 +33,7 @@ def test_ids_in_file_order_and_the_session_lists_them(tmp_path, catalog, store):
 @pytest.mark.parametrize("text, words", [
     ("patient001_frame01_slice_1\n", "line 1: 'patient001_frame01_slice_1' is not a training slice of"),
     ("{a}\n{b}\n{a}\n", "line 3: '{a}' is listed twice"),
-    ("\n# nothing\n", "lists no item"),
+    ("\n# nothing\n", "lists no id"),
 ])
 def test_bad_files_name_the_file_and_the_line(tmp_path, catalog, text, words):
     a, b = catalog.infos[0].item_id, catalog.infos[1].item_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from frugalseg.annotate.catalog import Catalog
+from frugalseg.data.id_lists import read_id_lines
 from frugalseg.errors import DataError
 
 __all__ = ["read_suggestions"]
@@ -25,18 +26,9 @@ def read_suggestions(path: str | Path, catalog: Catalog) -> list[str]:
             listed twice, or no id at all.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "suggestions file does not exist (frugalseg suggest --out writes one)")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"unreadable suggestions file ({exc})") from exc
     ids: list[str] = []
     seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        item_id = line.strip()
-        if not item_id or item_id.startswith("#"):
-            continue
+    for number, item_id in read_id_lines(path, "suggestions file", " (frugalseg suggest --out writes one)"):
         if item_id not in catalog:
             raise DataError(path, f"line {number}: {item_id!r} is not a training slice of {catalog.data} "
                                   "(suggestions made for other data?)")
@@ -44,6 +36,4 @@ def read_suggestions(path: str | Path, catalog: Catalog) -> list[str]:
             raise DataError(path, f"line {number}: {item_id!r} is listed twice")
         seen.add(item_id)
         ids.append(item_id)
-    if not ids:
-        raise DataError(path, "suggestions file lists no item")
     return ids

@@ -12,20 +12,15 @@ from pathlib import Path
 
 from frugalseg.config import RunConfig, SimulateConfig
 from frugalseg.data.annotations import AnnotationFile, load_annotations
+from frugalseg.data.id_lists import read_id_lines
 from frugalseg.data.sources import Source, open_source
 from frugalseg.data.types import Case, SliceItem
 from frugalseg.errors import ConfigError, DataError
 
 
 def read_case_list(path: str | Path) -> list[str]:
-    """Case ids, one a line (blank lines and ``#`` comments skipped); :class:`DataError` if missing or empty."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "case list does not exist")
-    ids = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not ids:
-        raise DataError(path, "case list is empty")
-    return ids
+    """Case ids, one a line (:func:`~frugalseg.data.id_lists.read_id_lines`); :class:`DataError` if missing or empty."""
+    return [case_id for _, case_id in read_id_lines(path, "case list")]
 
 
 def check_ids(source: Source, ids: list[str], list_path: str | Path) -> list[str]:
