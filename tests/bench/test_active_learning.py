@@ -83,6 +83,8 @@ def test_page_figure_and_table(loop: Path) -> None:
     page = (loop / "docs" / "active-learning.md").read_text()
     assert (loop / "docs" / "figures" / "active_learning_dice_vs_minutes.png").stat().st_size > 5000
     assert "rounds recorded: 12 of 12" in page
+    assert "; 10 trainings (" in page  # 2 seeds x (round 0, shared by the strategies, + 2 rounds x 2 strategies)
+    assert "\nfrugalseg bench --active-learning " in page  # the command as typed
     rows = [line for line in page.splitlines() if line.startswith("| disagreement |")]
     # 8 masks x 3 classes x 20 s = 8 annotator-minutes at round 0, +3 masks (3 minutes) per round
     assert [r.split(" | ")[2:4] for r in rows] == [["8", "8"], ["11", "11"], ["14", "14"]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,9 +228,10 @@ def _header(opts: LoopOptions, records: list[RoundRecord]) -> list[str]:
     from frugalseg.bench.provenance import git_commit, machine_description, utc_now
 
     spec = opts.spec
-    hours = sum(r.train_seconds for r in records) / 3600
+    trainings = {(r.seed, "start" if r.round == 0 else f"{r.strategy}{r.round}"): r.train_seconds for r in records}
+    hours = sum(trainings.values()) / 3600  # round 0 is one training per seed, whatever the strategies recorded
     total = len(opts.seeds) * len(spec.strategies) * (spec.rounds + 1)
-    command = " ".join(["frugalseg bench", *(opts.argv or [])])
+    command = shlex.join(["frugalseg", *(sys.argv[1:] if opts.argv is None else opts.argv)])
     return [
         "<!-- Written by `frugalseg bench --active-learning`; do not edit by hand: run the command below again. -->",
         "",
@@ -237,8 +240,8 @@ def _header(opts: LoopOptions, records: list[RoundRecord]) -> list[str]:
         f"- loop: `{spec.config}` (schedule `{opts.schedule}`) from budget `{spec.start}`, {spec.rounds} rounds of "
         f"+{spec.per_round} slices with a full mask; strategies {', '.join(spec.strategies)}; "
         f"seeds {' '.join(map(str, opts.seeds))}",
-        f"- rounds recorded: {len(records)} of {total} (records: `{opts.records_dir}`); training time "
-        f"{hours:.1f} h",
+        f"- rounds recorded: {len(records)} of {total} (records: `{opts.records_dir}`); {len(trainings)} training"
+        f"{'s' * (len(trainings) != 1)} ({hours:.1f} h)",
         "",
         "```",
         command,
