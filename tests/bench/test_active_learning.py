@@ -151,8 +151,8 @@ def test_list_and_bad_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_the_loop_goes_round_by_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Round r of every strategy comes before round r + 1 of any, per seed, so a loop stopped part way compares
-    the strategies at equal cost; each strategy still builds on its own previous round."""
+    """Round r of every seed and strategy comes before round r + 1 of any, so a loop stopped part way compares
+    the strategies at equal cost over every seed; each strategy still builds on its own previous round."""
     calls: list[tuple[int, int, str, list[str]]] = []
 
     def fake_round(self: LoopRunner, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
@@ -163,7 +163,7 @@ def test_the_loop_goes_round_by_round(tmp_path: Path, monkeypatch: pytest.Monkey
     opts = LoopOptions(data=str(sample_root()), seeds=(0, 1), runs=tmp_path / "runs", out=tmp_path,
                        spec=load_loop_spec(spec_file(tmp_path)))
     LoopRunner(opts, log=lambda _: None).run()
-    assert [c[:3] for c in calls] == [(seed, r, s) for seed in (0, 1) for r in range(3)
+    assert [c[:3] for c in calls] == [(seed, r, s) for r in range(3) for seed in (0, 1)
                                       for s in ("disagreement", "random")]
     assert calls[-1] == (1, 2, "random", ["random-0", "random-1"])
 

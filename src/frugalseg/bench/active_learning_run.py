@@ -71,16 +71,17 @@ class LoopRunner:
     def run(self) -> list[RoundRecord]:
         """Every round of every strategy and seed; the records (read or made).
 
-        Per seed, round by round: round r of every strategy before round r + 1 of any. A loop stopped part
-        way (a session's end) then leaves every strategy at the same round, so what is recorded already
-        compares them at equal annotator time, rather than one strategy's whole curve and no other's.
+        Round by round: round r of every seed and strategy before round r + 1 of any. A loop stopped part
+        way (a session's end) then leaves every strategy and seed at the same round, so what is recorded
+        already compares the strategies at equal annotator time with a spread over seeds, rather than one
+        seed's whole curves and no other's (the loop's 36 trainings take longer than a 3-hour session).
 
         Each round is claimed under a lock file first (:meth:`claimed_round`), so several processes running
         the same loop (``--jobs``: :mod:`frugalseg.bench.active_learning_workers`) share its rounds: one that
         finds a round claimed goes on to the next trajectory it can start, and waits only when none is left.
         """
         spec = self.opts.spec
-        order = [(seed, round_, strategy) for seed in self.opts.seeds for round_ in range(spec.rounds + 1)
+        order = [(seed, round_, strategy) for round_ in range(spec.rounds + 1) for seed in self.opts.seeds
                  for strategy in spec.strategies]
         done: dict[tuple[int, int, str], RoundRecord] = {}
         while True:
