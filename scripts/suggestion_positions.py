@@ -3,8 +3,8 @@
 The loop's table says how much Dice a strategy's suggestions buy; it does not say what kind of slice they are.
 Two things decide that on a short-axis cine stack: where the slice lies in its volume (the stack's first and last
 slices, base and apex, are where the heart's outline is least typical) and what its reference mask holds (an apex
-slice often has no RV, a slice beyond the heart no foreground at all). The sparse start budget masks slices
-spread evenly through each volume, so the stack's ends are what it covers least.
+slice often has no RV, a slice beyond the heart no foreground at all). The sparse start budget masks the middle
+slice of each volume, so the stack's ends are what it covers least.
 
 For every committed round record the script reads the slices the strategy suggested after that round (the ones
 the next round trains on with a mask), looks each up in the training data (its slice number among its volume's
