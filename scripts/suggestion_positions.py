@@ -65,6 +65,10 @@ def slice_facts(items: Sequence[SliceItem], num_classes: int) -> dict[str, Slice
 
 def shares_row(name: str, ids: Iterable[str], facts: dict[str, SliceFacts], seeds: str, num_fg: int) -> str:
     """One table row: the share of ``ids`` at an end of its stack, with every structure, with none."""
+    ids = list(ids)
+    missing = [i for i in ids if i not in facts]
+    if missing:
+        raise SystemExit(f"{name}: slice {missing[0]} is not a training slice of the data (records of other data?)")
     found = [facts[i] for i in ids]
     if not found:
         raise SystemExit(f"{name}: no slices")

@@ -86,6 +86,9 @@ def test_page_block_on_the_sample(script, tmp_path):
     assert "round 0's masked slices (start budget)" in text and "old" not in text and text.endswith("after\n")
 
 
-def test_no_records_is_a_clear_error(script, tmp_path):
+def test_no_records_or_records_of_other_data_are_clear_errors(script, tmp_path):
     with pytest.raises(SystemExit, match="no round records"):
         script.main(["--data", str(sample_root()), "--page", str(tmp_path / "p.md"), "--records", str(tmp_path)])
+    facts = {"x": script.SliceFacts(True, 3)}
+    with pytest.raises(SystemExit, match="slice y is not a training slice of the data"):
+        script.block([_record("random", 0, 0, ["y"], dict.fromkeys(CLASSES, 0.5))], facts, ["x"], CLASSES)
