@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from frugalseg.choices import StrEnum
-from frugalseg.errors import ConfigError
+from frugalseg.errors import ConfigError, describe_validation
 
 DATA_ENV = "FRUGALSEG_DATA"
 """Environment variable giving ``data.root`` when a config leaves it unset (as nnU-Net's ``nnUNet_raw``)."""
@@ -358,7 +358,7 @@ def build_config(tree: Mapping[str, Any], overrides: Sequence[str] = (), source:
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from exc
+        raise ConfigError(f"{source}: {describe_validation(exc)}") from exc
     # late import: only the method registry knows each method's options, and importing the schema must load
     # no method (docs/architecture.md, the one allowed upward import)
     from frugalseg.methods import validate_method_options
@@ -378,12 +378,3 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
         config.name = resolved.stem
     return config
 
-
-def _describe(exc: ValidationError) -> str:
-    """One line per bad key: ``train.iteratons: unknown key`` rather than pydantic's default wording."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) if str(p).isprintable() else repr(p) for p in err["loc"])  # one line, always
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}")
-    return "; ".join(lines)

@@ -7,7 +7,12 @@ before any output is written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class FrugalsegError(Exception):
@@ -72,3 +77,19 @@ class MissingExtraError(FrugalsegError):
         self.extra = extra
         detail = f" ({reason})" if reason else ""
         super().__init__(f"this needs the optional package {package!r}{detail}: pip install 'frugalseg[{extra}]'")
+
+
+def describe_validation(exc: ValidationError, prefix: Sequence[str] = ()) -> str:
+    """pydantic's errors as one line: ``train.iteratons: unknown key; train.lr: Input should be ...``.
+
+    Every schema of frugalseg (configs, method options, budgets, the bench's YAML) reports a bad key this way.
+    A key that is not printable (YAML allows a newline in a key) is shown as its ``repr``, so the message stays
+    on one line, as a :class:`FrugalsegError`'s must.
+    """
+    lines = []
+    for err in exc.errors():
+        parts = [*prefix, *(str(p) for p in err["loc"])]
+        loc = ".".join(p if p.isprintable() else repr(p) for p in parts) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else " ".join(err["msg"].split())
+        lines.append(f"{loc}: {msg.removeprefix('Value error, ')}")
+    return "; ".join(lines)

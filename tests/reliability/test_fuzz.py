@@ -206,6 +206,15 @@ def test_config_loader_loads_or_refuses(text: str, extra: list[str], scratch: Pa
     assert RunConfig.model_validate(config.to_dict()) == config  # what loads is stored and read back alike
 
 
+def test_a_key_with_a_newline_is_named_on_one_line(scratch: Path) -> None:
+    """Found by the fuzzer: an unknown method option whose YAML key is a newline broke the one-line message."""
+    path = scratch / "newline.yaml"
+    path.write_text("method:\n  name: pce\n  options:\n    ? '\n\n      '\n    : null\n")
+    with pytest.raises(ConfigError, match=r"method\.options\.'\\n': unknown key$") as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("escape", ["\\U00110000", "\\UFFFFFFFF"])
 def test_a_unicode_escape_beyond_unicode_is_a_config_error(escape: str, scratch: Path) -> None:
     """Found by the fuzzer: PyYAML raises ValueError / OverflowError for these escapes, not a YAMLError."""

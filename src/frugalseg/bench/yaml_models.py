@@ -14,7 +14,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from frugalseg.errors import ConfigError
+from frugalseg.errors import ConfigError, describe_validation
 
 __all__ = ["load_yaml_model", "shipped_file"]
 
@@ -36,7 +36,8 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
 
     Raises:
         ConfigError: ``path: cannot read <what> (...)``, or ``path: key: problem; key: problem``, with
-            ``unknown key`` for a key the model does not have and ``<top>`` for the file as a whole.
+            ``unknown key`` for a key the model does not have and ``(top level)`` for the file as a whole
+            (:func:`frugalseg.errors.describe_validation`).
     """
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -45,9 +46,4 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: "
-            f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise ConfigError(f"{path}: {describe_validation(exc)}") from exc

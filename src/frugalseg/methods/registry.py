@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from frugalseg.config import MethodConfig, ModelConfig, RunConfig
-from frugalseg.errors import ConfigError
+from frugalseg.errors import ConfigError, describe_validation
 from frugalseg.training import Method, MethodOptions, NetFactory
 
 __all__ = ["METHODS", "build_method", "get_method", "net_factory", "register_method", "validate_method_options"]
@@ -54,11 +54,7 @@ def validate_method_options(method: MethodConfig, source: str = "<config>") -> M
     try:
         return METHODS[method.name].Options.model_validate(method.options)
     except ValidationError as exc:
-        bad = []
-        for err in exc.errors():
-            loc = ".".join(["method", "options", *(str(p) for p in err["loc"])])
-            bad.append(f"{loc}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}")
-        raise ConfigError(f"{source}: {'; '.join(bad)}") from exc
+        raise ConfigError(f"{source}: {describe_validation(exc, ('method', 'options'))}") from exc
 
 
 def net_factory(model: ModelConfig, in_channels: int, num_classes: int) -> NetFactory:

@@ -16,7 +16,7 @@ from frugalseg.data.simulate.options import OPTIONS_BY_KIND
 from frugalseg.data.simulate.rng import check_seed, named_rng
 from frugalseg.data.types import SliceItem
 from frugalseg.data.volumes import volume_slices
-from frugalseg.errors import ConfigError
+from frugalseg.errors import ConfigError, describe_validation
 
 
 class _BudgetModel(BaseModel):
@@ -161,10 +161,7 @@ def load_budget(source: str | Path | Mapping[str, Any] | Budget) -> Budget:
     try:
         return Budget.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"])
-        raise ConfigError(f"{where}: {loc}: {msg}") from None
+        raise ConfigError(f"{where}: {describe_validation(exc)}") from None
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
