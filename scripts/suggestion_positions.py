@@ -18,7 +18,7 @@ slices, the classes its reference mask holds) and writes the ``<!-- suggestions 
   by structure.
 
     python scripts/suggestion_positions.py --data ../shared/data/ACDC [--page docs/active-learning.md]
-        [--records docs/results/active_learning]
+        [--out docs]   # the records: <out>/results/active_learning, as the bench's
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frugalseg.bench.active_learning import LoopOptions, RoundRecord, load_loop_spec, read_record
+from frugalseg.bench.active_learning import LoopOptions, RoundRecord, load_loop_spec
 from frugalseg.bench.tables import aggregate
 from frugalseg.data.types import SliceItem
 from frugalseg.data.volumes import volume_slices
@@ -127,24 +127,21 @@ def block(records: Sequence[RoundRecord], facts: dict[str, SliceFacts], start: S
     return "\n".join(lines)
 
 
-def records_in(folder: Path) -> list[RoundRecord]:
-    records = [read_record(p) for p in sorted(folder.glob("*.json"))]
-    if not records:
-        raise SystemExit(f"{folder}: no round records")
-    return records
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    from frugalseg.bench.active_learning_run import LoopRunner
+    from frugalseg.bench.active_learning_run import LoopRunner, recorded
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="the data folder the loop trained on")
     p.add_argument("--page", type=Path, default=Path("docs/active-learning.md"))
-    p.add_argument("--records", type=Path, default=Path("docs/results/active_learning"))
+    p.add_argument("--out", type=Path, default=Path("docs"),
+                   help="as frugalseg bench --out: the loop's records are <out>/results/active_learning")
     args = p.parse_args(argv)
-    records = records_in(args.records)
     spec = load_loop_spec()
-    runner = LoopRunner(LoopOptions(data=args.data, spec=spec), log=lambda _: None)
+    opts = LoopOptions(data=args.data, spec=spec, out=args.out)
+    records = recorded(opts)  # the loop's own reader: the shipped spec's strategies, seeds and rounds
+    if not records:
+        raise SystemExit(f"{opts.records_dir}: no round records")
+    runner = LoopRunner(opts, log=lambda _: None)
     data = runner.data()
     facts = slice_facts(data.train_items, data.source.num_classes)
     start = [i for i, item in runner.start(0).items.items() if item.has_full_label]

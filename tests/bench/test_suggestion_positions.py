@@ -73,13 +73,13 @@ def test_page_block_on_the_sample(script, tmp_path):
     source = open_source(sample_root())
     ids = {item.item_id: item for item in source.training_slices()}
     suggested = ["patient099_frame01_slice_1", "patient099_frame01_slice_9"]  # an end of its 16, and the middle
-    store = tmp_path / "records"
-    store.mkdir()
+    store = tmp_path / "results" / "active_learning"
+    store.mkdir(parents=True)
     rec = _record("entropy", 0, 0, suggested, dict.fromkeys(CLASSES, 0.5))
     record_path(store, "entropy", 0, 0).write_text(rec.to_json())
     page = tmp_path / "page.md"
     page.write_text("# page\n\n<!-- suggestions -->\nold\n<!-- suggestions -->\n\nafter\n")
-    script.main(["--data", str(sample_root()), "--page", str(page), "--records", str(store)])
+    script.main(["--data", str(sample_root()), "--page", str(page), "--out", str(tmp_path)])
     text = page.read_text()
     full = sum(len(np.unique(ids[i].label[ids[i].label > 0])) == 3 for i in suggested)
     assert f"| entropy, suggested after round 0 | 0 | 2 | 50 % (1) | {50 * full} % ({full}) | 0 % (0) |" in text
@@ -88,7 +88,7 @@ def test_page_block_on_the_sample(script, tmp_path):
 
 def test_no_records_or_records_of_other_data_are_clear_errors(script, tmp_path):
     with pytest.raises(SystemExit, match="no round records"):
-        script.main(["--data", str(sample_root()), "--page", str(tmp_path / "p.md"), "--records", str(tmp_path)])
+        script.main(["--data", str(sample_root()), "--page", str(tmp_path / "p.md"), "--out", str(tmp_path)])
     facts = {"x": script.SliceFacts(True, 3)}
     with pytest.raises(SystemExit, match="slice y is not a training slice of the data"):
         script.block([_record("random", 0, 0, ["y"], dict.fromkeys(CLASSES, 0.5))], facts, ["x"], CLASSES)
