@@ -168,6 +168,34 @@ def test_the_loop_goes_round_by_round(tmp_path: Path, monkeypatch: pytest.Monkey
     assert calls[-1] == (1, 2, "random", ["random-0", "random-1"])
 
 
+def test_a_restarted_loop_resumes_a_part_trained_round_before_starting_new_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a stop, the round left with a checkpoint (seed 1's random round 1) goes before rounds not begun,
+    once the recorded rounds it builds on are read; the rest keep the round-by-round order."""
+    calls: list[tuple[int, int, str]] = []
+
+    def fake_round(self: LoopRunner, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord:
+        calls.append((seed, round_, strategy))
+        return RoundRecord(strategy, seed, round_, list(annotated), [f"{strategy}-{round_}"], None, {}, {}, 0.0, {})
+
+    monkeypatch.setattr(LoopRunner, "round", fake_round)
+    opts = LoopOptions(data=str(sample_root()), seeds=(0, 1), runs=tmp_path / "runs", out=tmp_path,
+                       spec=load_loop_spec(spec_file(tmp_path)))
+    for seed in (0, 1):
+        for strategy in ("disagreement", "random"):
+            path = record_path(opts.records_dir, strategy, seed, 0)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+    checkpoint = opts.runs_dir / "random-r1-s1" / "checkpoints" / "last.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    LoopRunner(opts, log=lambda _: None).run()
+    round0 = [(seed, 0, s) for seed in (0, 1) for s in ("disagreement", "random")]
+    rest = [(seed, r, s) for r in (1, 2) for seed in (0, 1) for s in ("disagreement", "random")]
+    rest.remove((1, 1, "random"))
+    assert calls == [*round0, (1, 1, "random"), *rest]
+
+
 def test_a_round_another_process_holds_is_passed_over_and_taken_up_when_free(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers share the loop: a claimed round (its lock held elsewhere) holds back its own trajectory only."""

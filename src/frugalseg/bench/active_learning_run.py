@@ -79,6 +79,10 @@ class LoopRunner:
         Each round is claimed under a lock file first (:meth:`claimed_round`), so several processes running
         the same loop (``--jobs``: :mod:`frugalseg.bench.active_learning_workers`) share its rounds: one that
         finds a round claimed goes on to the next trajectory it can start, and waits only when none is left.
+
+        Each pass takes the rounds already begun first (:meth:`begun`: recorded, or stopped part way with a
+        checkpoint), then the others: a loop restarted after a stop resumes the training it left rather than
+        starting a new one beside it and leaving the part-trained one for last.
         """
         spec = self.opts.spec
         order = [(seed, round_, strategy) for round_ in range(spec.rounds + 1) for seed in self.opts.seeds
@@ -86,18 +90,19 @@ class LoopRunner:
         done: dict[tuple[int, int, str], RoundRecord] = {}
         while True:
             claimed_elsewhere = False
-            for seed, round_, strategy in order:
-                if (seed, round_, strategy) in done:
-                    continue
-                previous = done.get((seed, round_ - 1, strategy))
-                if round_ > 0 and previous is None:
-                    continue  # its trajectory's last round is another process's, still running
-                annotated = [] if previous is None else [*previous.annotated, *previous.suggested]
-                rec = self.claimed_round(strategy, seed, round_, annotated)
-                if rec is None:
-                    claimed_elsewhere = True
-                else:
-                    done[(seed, round_, strategy)] = rec
+            for begun_only in (True, False):
+                for seed, round_, strategy in order:
+                    if (seed, round_, strategy) in done or (begun_only and not self.begun(strategy, seed, round_)):
+                        continue
+                    previous = done.get((seed, round_ - 1, strategy))
+                    if round_ > 0 and previous is None:
+                        continue  # its trajectory's last round is another process's, still running
+                    annotated = [] if previous is None else [*previous.annotated, *previous.suggested]
+                    rec = self.claimed_round(strategy, seed, round_, annotated)
+                    if rec is None:
+                        claimed_elsewhere = True
+                    else:
+                        done[(seed, round_, strategy)] = rec
             if len(done) == len(order):
                 return [done[key] for key in order]
             if claimed_elsewhere:
@@ -105,14 +110,29 @@ class LoopRunner:
                          f"waiting {self.poll_seconds:.0f} s")
             time.sleep(self.poll_seconds)
 
+    @staticmethod
+    def run_name(strategy: str, seed: int, round_: int) -> str:
+        """A round's run folder and lock name; round 0 is one training per seed, shared by the strategies."""
+        return f"start-s{seed}" if round_ == 0 else f"{strategy}-r{round_}-s{seed}"
+
+    def begun(self, strategy: str, seed: int, round_: int) -> bool:
+        """Whether the round is recorded or its own run folder holds a checkpoint (a training stopped part way).
+
+        Round 0 of a seed whose start is a bench row trains in that row's folder; :meth:`run` needs no
+        preference there, as every strategy's round 0 waits for it alike.
+        """
+        if record_path(self.opts.records_dir, strategy, seed, round_).is_file():
+            return True
+        return (self.opts.runs_dir / self.run_name(strategy, seed, round_) / "checkpoints" / "last.pt").is_file()
+
     def claimed_round(self, strategy: str, seed: int, round_: int, annotated: list[str]) -> RoundRecord | None:
         """:meth:`round` under its lock file, or ``None`` while another process holds it.
 
-        Round 0 is one training per seed, shared by the strategies, so its lock is the seed's. The lock is an
-        ``flock`` (:mod:`frugalseg.locks`): a process that dies releases it, and the round is then resumed.
+        Round 0 is one training per seed, shared by the strategies, so its lock is the seed's (:meth:`run_name`).
+        The lock is an ``flock`` (:mod:`frugalseg.locks`): a process that dies releases it, and the round is
+        then resumed.
         """
-        name = f"start-s{seed}" if round_ == 0 else f"{strategy}-r{round_}-s{seed}"
-        lock = FileLock(self.opts.runs_dir / "locks" / f"{name}.lock")
+        lock = FileLock(self.opts.runs_dir / "locks" / f"{self.run_name(strategy, seed, round_)}.lock")
         try:
             lock.acquire()
         except LockHeldError:
@@ -127,7 +147,7 @@ class LoopRunner:
         from frugalseg.bench.runner import evaluate_run
 
         path = record_path(self.opts.records_dir, strategy, seed, round_)
-        name = f"start-s{seed}" if round_ == 0 else f"{strategy}-r{round_}-s{seed}"
+        name = self.run_name(strategy, seed, round_)
         ann_path = self.opts.runs_dir / "annotations" / f"{name}.json"
         if path.is_file():
             return self._checked(path, read_record(path), self._config(seed, round_, ann_path), annotated)
