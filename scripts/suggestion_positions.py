@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from frugalseg.bench.active_learning import LoopOptions, RoundRecord, load_loop_spec
+from frugalseg.bench.active_learning_page import by_strategy_round
 from frugalseg.bench.tables import aggregate
 from frugalseg.data.types import SliceItem
 from frugalseg.data.volumes import volume_slices
@@ -81,16 +82,6 @@ def shares_row(name: str, ids: Iterable[str], facts: dict[str, SliceFacts], seed
     full = pct(sum(f.classes_present == num_fg for f in found))
     empty = pct(sum(f.classes_present == 0 for f in found))
     return f"| {name} | {seeds} | {n} | {ends} | {full} | {empty} |"
-
-
-def by_strategy_round(records: Sequence[RoundRecord],
-                      strategies: Sequence[str]) -> dict[tuple[str, int], list[RoundRecord]]:
-    """The records grouped by (strategy, round), strategies in the order given, then rounds, then seeds."""
-    order = {s: k for k, s in enumerate(dict.fromkeys([*strategies, *(r.strategy for r in records)]))}
-    groups: dict[tuple[str, int], list[RoundRecord]] = {}
-    for rec in sorted(records, key=lambda r: (order[r.strategy], r.round, r.seed)):
-        groups.setdefault((rec.strategy, rec.round), []).append(rec)
-    return groups
 
 
 def class_dice(rec: RoundRecord, name: str) -> float:

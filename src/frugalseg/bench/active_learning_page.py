@@ -19,7 +19,7 @@ from frugalseg.bench.active_learning import LoopOptions, RoundRecord
 from frugalseg.bench.cost import AnnotationCounts, CostModel, counts_cost
 from frugalseg.bench.tables import SeedStats, aggregate, markdown_table
 
-__all__ = ["BLOCK", "CurvePoint", "curve_points", "page_block", "plot_curves"]
+__all__ = ["BLOCK", "CurvePoint", "by_strategy_round", "curve_points", "page_block", "plot_curves"]
 
 BLOCK = "active-learning-results"
 """The marked block of docs/active-learning.md that the loop rewrites."""
@@ -45,23 +45,31 @@ def _dice(rec: RoundRecord) -> float:
     return math.nan if value is None else float(value)
 
 
+def by_strategy_round(records: Sequence[RoundRecord],
+                      strategies: Sequence[str] = ()) -> dict[tuple[str, int], list[RoundRecord]]:
+    """The records grouped by (strategy, round): strategies in the order given, then in record order; then
+    rounds; each group's records by seed. The one grouping of the page's table and of the scripts that read
+    the loop's records."""
+    order = {s: k for k, s in enumerate(dict.fromkeys([*strategies, *(r.strategy for r in records)]))}
+    groups: dict[tuple[str, int], list[RoundRecord]] = {}
+    for rec in sorted(records, key=lambda r: (order[r.strategy], r.round, r.seed)):
+        groups.setdefault((rec.strategy, rec.round), []).append(rec)
+    return groups
+
+
 def curve_points(records: Sequence[RoundRecord], model: CostModel) -> list[CurvePoint]:
     """Aggregate the records by strategy and round (strategies in record order; random's Δ is ``None``)."""
-    groups: dict[tuple[str, int], dict[int, RoundRecord]] = {}
-    for rec in records:
-        groups.setdefault((rec.strategy, rec.round), {})[rec.seed] = rec
+    groups = by_strategy_round(records)
     points = []
-    for (strategy, round_), by_seed in groups.items():
-        seeds = tuple(sorted(by_seed))
-        recs = [by_seed[s] for s in seeds]
+    for (strategy, round_), recs in groups.items():
         minutes = [counts_cost(AnnotationCounts(**r.counts), model).seconds / 60 for r in recs]
-        random = groups.get(("random", round_), {})
-        paired = [_dice(by_seed[s]) - _dice(random[s]) for s in seeds if s in random]
+        random = {r.seed: r for r in groups.get(("random", round_), [])}
+        paired = [_dice(r) - _dice(random[r.seed]) for r in recs if r.seed in random]
         delta = aggregate(paired) if strategy != "random" and paired else None
         points.append(CurvePoint(strategy, round_, float(np.mean([r.counts["annotated"] for r in recs])),
-                                 aggregate(minutes), aggregate([_dice(r) for r in recs]), delta, seeds))
-    order = {s: k for k, s in enumerate(dict.fromkeys(rec.strategy for rec in records))}
-    return sorted(points, key=lambda p: (order[p.strategy], p.round))
+                                 aggregate(minutes), aggregate([_dice(r) for r in recs]), delta,
+                                 tuple(r.seed for r in recs)))
+    return points
 
 
 def table_lines(points: Sequence[CurvePoint]) -> list[str]:
