@@ -17,6 +17,7 @@ from frugalseg.bench.active_learning import (
     record_path,
     shared_row,
 )
+from frugalseg.bench.active_learning_page import pooled_delta
 from frugalseg.bench.active_learning_run import LoopRunner
 from frugalseg.bench.matrix import load_matrix
 from frugalseg.bench.records import read_record as read_row_record
@@ -89,6 +90,29 @@ def test_page_figure_and_table(loop: Path) -> None:
     # 8 masks x 3 classes x 20 s = 8 annotator-minutes at round 0, +3 masks (3 minutes) per round
     assert [r.split(" | ")[2:4] for r in rows] == [["8", "8"], ["11", "11"], ["14", "14"]]
     assert all(line.count("±") >= 1 for line in rows)
+    assert rows[0].endswith("| — (round 0 is one run, shared) |") and "(95 % CI " in rows[1]
+    pooled = "\n- disagreement − random over rounds 1, 2 (each seed's paired Δ averaged over those rounds; 2 seeds)"
+    assert pooled in page
+
+
+def _dice_record(strategy: str, seed: int, round_: int, dice: float) -> RoundRecord:
+    return RoundRecord(strategy, seed, round_, [], [], None, {}, {"overall": {"dice": {"mean": dice}}}, 0.0, {})
+
+
+def test_pooled_delta_averages_each_seeds_rounds_then_the_seeds() -> None:
+    """By hand: Δ of seed 0 is +0.01, +0.02 (mean +0.015), of seed 1 −0.01, 0 (−0.005); over seeds +0.005 ±
+    0.01414. A round some seed lacks is left out of every seed's mean."""
+    dice = {("entropy", 0): (0.80, 0.86), ("entropy", 1): (0.82, 0.84),
+            ("random", 0): (0.79, 0.84), ("random", 1): (0.83, 0.84)}
+    records = [_dice_record(s, seed, 0, 0.7) for s in ("entropy", "random") for seed in (0, 1)]
+    records += [_dice_record(s, seed, r + 1, d[r]) for (s, seed), d in dice.items() for r in (0, 1)]
+    rounds, delta = pooled_delta(records, "entropy") or pytest.fail("no pooled delta")
+    assert rounds == [1, 2] and delta.n == 2
+    assert delta.mean == pytest.approx(0.005) and delta.std == pytest.approx(0.0141421, abs=1e-6)
+    partial = [r for r in records if (r.strategy, r.seed, r.round) != ("entropy", 1, 2)]
+    rounds, delta = pooled_delta(partial, "entropy") or pytest.fail("no pooled delta")
+    assert rounds == [1] and delta.mean == pytest.approx(0.0) and delta.std == pytest.approx(0.0141421, abs=1e-6)
+    assert pooled_delta([r for r in records if r.round == 0], "entropy") is None
 
 
 @pytest.mark.slow

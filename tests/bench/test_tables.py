@@ -42,3 +42,12 @@ def test_metrics_table_renders_one_line_per_label():
 
 def test_markdown_table():
     assert markdown_table(["a", "b"], [["1", "2"]]) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+
+
+def test_interval_is_the_student_t_interval_of_the_mean_over_seeds():
+    # 1, 2, 3: mean 2, sample std 1; t(0.975, 2) = 4.302653 (tables), half-width 4.302653 / sqrt(3) = 2.484138
+    low, high = aggregate([1.0, 2.0, 3.0]).interval()
+    assert low == pytest.approx(2 - 2.484138, abs=1e-6) and high == pytest.approx(2 + 2.484138, abs=1e-6)
+    # 0, 2: mean 1, std sqrt(2); t(0.95, 1) = 6.313752 (90 %), half-width 6.313752 * sqrt(2) / sqrt(2)
+    assert aggregate([0.0, 2.0]).interval(0.90) == pytest.approx((1 - 6.313752, 1 + 6.313752), abs=1e-6)
+    assert aggregate([0.5]).interval() is None

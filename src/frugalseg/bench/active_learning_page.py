@@ -3,7 +3,9 @@
 Per strategy and round: the annotator-minutes of what that round trained on (the cost model applied to
 the record's annotation counts) and the validation Dice of ``last.pt``, mean ± sample std over seeds.
 Δ vs random is paired by seed (each seed's strategy Dice minus the same seed's random Dice, at the same
-round), so that the seed-to-seed spread both trajectories share does not hide or fake a difference.
+round), so that the seed-to-seed spread both trajectories share does not hide or fake a difference; its
+95 % confidence interval (Student t over seeds) says how large a difference the seeds could resolve, and a
+line per strategy pools the rounds (:func:`pooled_delta`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from frugalseg.bench.active_learning import LoopOptions, RoundRecord
 from frugalseg.bench.cost import AnnotationCounts, CostModel, counts_cost
 from frugalseg.bench.tables import SeedStats, aggregate, markdown_table
 
-__all__ = ["BLOCK", "CurvePoint", "by_strategy_round", "curve_points", "page_block", "plot_curves"]
+__all__ = ["BLOCK", "CurvePoint", "by_strategy_round", "curve_points", "page_block", "plot_curves", "pooled_delta"]
 
 BLOCK = "active-learning-results"
 """The marked block of docs/active-learning.md that the loop rewrites."""
@@ -72,14 +74,48 @@ def curve_points(records: Sequence[RoundRecord], model: CostModel) -> list[Curve
     return points
 
 
+def delta_text(delta: SeedStats) -> str:
+    """``+0.004 ± 0.015 (95 % CI -0.033 to +0.041)``: a paired difference, its spread and what it can resolve."""
+    text = f"{delta.mean:+.3f}" + ("" if delta.std is None else f" ± {delta.std:.3f}")
+    interval = delta.interval()
+    return text if interval is None else f"{text} (95 % CI {interval[0]:+.3f} to {interval[1]:+.3f})"
+
+
 def table_lines(points: Sequence[CurvePoint]) -> list[str]:
     head = ["strategy", "round", "annotated slices", "annotator-minutes", "seeds", "dice mean",
             "Δ dice vs random (paired by seed)"]
     rows = [[p.strategy, str(p.round), f"{p.slices:.0f}", f"{p.minutes.mean:,.0f}", str(len(p.seeds)), str(p.dice),
-             "—" if p.delta is None else f"{p.delta.mean:+.3f}" + ("" if p.delta.std is None
-                                                                   else f" ± {p.delta.std:.3f}")]
+             "—" if p.delta is None else "— (round 0 is one run, shared)" if p.round == 0 else delta_text(p.delta)]
             for p in points]
     return markdown_table(head, rows)
+
+
+def pooled_delta(records: Sequence[RoundRecord], strategy: str) -> tuple[list[int], SeedStats] | None:
+    """``strategy`` − random over every round after 0 that all seeds have: each seed's paired Δ averaged over
+    those rounds, then mean ± std over seeds. The rounds of one seed build on each other, so the seeds, not
+    the rounds, are the independent samples. ``None`` before any such round."""
+    groups = {key: {r.seed: r for r in recs} for key, recs in by_strategy_round(records).items()}
+    seeds = sorted(groups.get((strategy, 1), {}))
+    rounds = [r for (s, r) in groups if s == strategy and r > 0
+              and all(seed in groups[(s, r)] and seed in groups.get(("random", r), {}) for seed in seeds)]
+    if not seeds or not rounds:
+        return None
+    per_seed = [float(np.mean([_dice(groups[(strategy, r)][seed]) - _dice(groups[("random", r)][seed])
+                               for r in rounds])) for seed in seeds]
+    return rounds, aggregate(per_seed)
+
+
+def pooled_lines(records: Sequence[RoundRecord]) -> list[str]:
+    """One line per strategy: its pooled paired difference to random (:func:`pooled_delta`)."""
+    lines = []
+    for strategy in dict.fromkeys(r.strategy for r in records):
+        pooled = None if strategy == "random" else pooled_delta(records, strategy)
+        if pooled is not None:
+            rounds, delta = pooled
+            over = f"rounds {', '.join(map(str, rounds))}" if len(rounds) > 1 else f"round {rounds[0]}"
+            lines.append(f"- {strategy} − random over {over} (each seed's paired "
+                         f"Δ averaged over those rounds; {delta.n} seeds): {delta_text(delta)}")
+    return lines
 
 
 def plot_curves(points: Sequence[CurvePoint], path: Path, title: str) -> Path:
@@ -112,5 +148,7 @@ def page_block(records: Sequence[RoundRecord], opts: LoopOptions, model: CostMod
     points = curve_points(records, model)
     title = f"{spec.config} from {spec.start}, +{spec.per_round} masked slices per round"
     plot_curves(points, Path(opts.out) / "figures" / FIGURE, title)
-    lines = [*header, "", f"![Dice against annotator-minutes](figures/{FIGURE})", "", *table_lines(points), ""]
+    pooled = pooled_lines(records)
+    lines = [*header, "", f"![Dice against annotator-minutes](figures/{FIGURE})", "", *table_lines(points), "",
+             *([*pooled, ""] if pooled else [])]
     return "\n".join(lines)
