@@ -17,11 +17,12 @@ from frugalseg.bench.active_learning import (
     record_path,
     shared_row,
 )
-from frugalseg.bench.active_learning_page import pooled_delta
+from frugalseg.bench.active_learning_page import CurvePoint, pooled_delta, split_by_seeds
 from frugalseg.bench.active_learning_run import LoopRunner
 from frugalseg.bench.matrix import load_matrix
 from frugalseg.bench.records import read_record as read_row_record
 from frugalseg.bench.records import record_dir
+from frugalseg.bench.tables import aggregate
 from frugalseg.cli import main
 from frugalseg.config import load_config
 from frugalseg.errors import ConfigError
@@ -93,6 +94,15 @@ def test_page_figure_and_table(loop: Path) -> None:
     assert rows[0].endswith("| — (round 0 is one run, shared) |") and "(95 % CI " in rows[1]
     pooled = "\n- disagreement − random over rounds 1, 2 (each seed's paired Δ averaged over those rounds; 2 seeds)"
     assert pooled in page
+
+
+def test_a_round_with_fewer_seeds_so_far_is_kept_off_the_curve() -> None:
+    def point(round_: int, seeds: tuple[int, ...]) -> CurvePoint:
+        stats = aggregate([0.8] * len(seeds))
+        return CurvePoint("entropy", round_, 140.0 + 20 * round_, stats, stats, None, seeds)
+
+    full, partial = split_by_seeds([point(0, (0, 1, 2)), point(1, (0, 1, 2)), point(2, (0,))])
+    assert [p.round for p in full] == [0, 1] and [(p.round, p.seeds) for p in partial] == [(2, (0,))]
 
 
 def _dice_record(strategy: str, seed: int, round_: int, dice: float) -> RoundRecord:

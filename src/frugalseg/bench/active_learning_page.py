@@ -118,20 +118,39 @@ def pooled_lines(records: Sequence[RoundRecord]) -> list[str]:
     return lines
 
 
+def split_by_seeds(points: Sequence[CurvePoint]) -> tuple[list[CurvePoint], list[CurvePoint]]:
+    """A strategy's points in two: the rounds with its most seeds (the curve), and those with fewer so far."""
+    most = max(len(p.seeds) for p in points)
+    return [p for p in points if len(p.seeds) == most], [p for p in points if len(p.seeds) < most]
+
+
 def plot_curves(points: Sequence[CurvePoint], path: Path, title: str) -> Path:
-    """Dice against cumulative annotator-minutes, one line per strategy, the band ± std over seeds."""
+    """Dice against cumulative annotator-minutes, one line per strategy, the band ± std over seeds.
+
+    The line and band join the rounds every seed has; a round with fewer seeds so far (a loop part way) is
+    a hollow marker off the line, so that one seed's number is not drawn as the curve's next point.
+    """
     from frugalseg.bench.figures import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
+    any_partial = False
     for k, strategy in enumerate(dict.fromkeys(p.strategy for p in points)):
         pts = sorted((p for p in points if p.strategy == strategy), key=lambda p: p.round)
-        x = np.array([p.minutes.mean for p in pts])
-        y = np.array([p.dice.mean for p in pts])
-        sd = np.array([p.dice.std or 0.0 for p in pts])
+        full, partial = split_by_seeds(pts)
+        seeds = len(full[0].seeds)
+        x = np.array([p.minutes.mean for p in full])
+        y = np.array([p.dice.mean for p in full])
+        sd = np.array([p.dice.std or 0.0 for p in full])
         colour = plt.get_cmap("tab10")(k % 10)
-        ax.plot(x, y, "o-", color=colour, label=f"{strategy} ({len(pts[0].seeds)} seeds)")
+        ax.plot(x, y, "o-", color=colour, label=f"{strategy} ({seeds} seeds)")
         ax.fill_between(x, y - sd, y + sd, color=colour, alpha=0.15)
+        if partial:
+            ax.plot([p.minutes.mean for p in partial], [p.dice.mean for p in partial], "o", color=colour,
+                    markerfacecolor="none")
+            any_partial = True
+    if any_partial:
+        ax.plot([], [], "o", color="grey", markerfacecolor="none", label="hollow: a round with fewer seeds so far")
     ax.set(xlabel="cumulative annotation cost (annotator-minutes, default cost model)",
            ylabel="mean Dice, validation volumes (band: ± std over seeds)", title=title)
     ax.grid(alpha=0.3)
