@@ -104,6 +104,8 @@ def block(records: Sequence[RoundRecord], facts: dict[str, SliceFacts], start: S
              shares_row("round 0's masked slices (start budget)", start, facts, "—", num_fg)]
     for (strategy, round_), recs in groups.items():
         ids = [i for rec in recs for i in rec.suggested]
+        if not ids:
+            continue  # the loop's last round is scored but suggests nothing
         seeds = " ".join(str(r.seed) for r in recs)
         lines.append(shares_row(f"{strategy}, suggested after round {round_}", ids, facts, seeds, num_fg))
     lines += ["", "Validation Dice of `last.pt` by structure, mean ± sample std over seeds.", "",

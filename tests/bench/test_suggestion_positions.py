@@ -69,6 +69,16 @@ def test_block_shares_and_dice_by_hand(script):
     assert math.isnan(script.class_dice(records[-1], "Myo"))
 
 
+def test_the_last_round_suggests_nothing_and_gets_only_its_dice_row(script):
+    """The loop's last round is scored but suggests no slices: no shares row for it, its Dice row kept."""
+    facts = {"x": script.SliceFacts(True, 3), "y": script.SliceFacts(False, 3)}
+    records = [_record("entropy", 0, 0, ["x"], {"RV": 0.5, "Myo": 0.6, "LV": 0.7}),
+               _record("entropy", 0, 1, [], {"RV": 0.8, "Myo": 0.6, "LV": 0.9})]
+    text = script.block(records, facts, ["y"], CLASSES, ["entropy"])
+    assert "suggested after round 1" not in text and "| entropy, suggested after round 0 | 0 | 1 |" in text
+    assert "\n| entropy | 1 | 1 | 0.800 | 0.600 | 0.900 |" in text
+
+
 def test_page_block_on_the_sample(script, tmp_path):
     source = open_source(sample_root())
     ids = {item.item_id: item for item in source.training_slices()}
