@@ -59,14 +59,19 @@ def by_strategy_round(records: Sequence[RoundRecord],
     return groups
 
 
+def _paired(groups: dict[tuple[str, int], list[RoundRecord]], strategy: str, round_: int) -> dict[int, float]:
+    """By seed: the strategy's Dice minus the same seed's random Dice at ``round_`` (seeds both have)."""
+    random = {r.seed: r for r in groups.get(("random", round_), [])}
+    return {r.seed: _dice(r) - _dice(random[r.seed]) for r in groups.get((strategy, round_), []) if r.seed in random}
+
+
 def curve_points(records: Sequence[RoundRecord], model: CostModel) -> list[CurvePoint]:
     """Aggregate the records by strategy and round (strategies in record order; random's Δ is ``None``)."""
     groups = by_strategy_round(records)
     points = []
     for (strategy, round_), recs in groups.items():
         minutes = [counts_cost(AnnotationCounts(**r.counts), model).seconds / 60 for r in recs]
-        random = {r.seed: r for r in groups.get(("random", round_), [])}
-        paired = [_dice(r) - _dice(random[r.seed]) for r in recs if r.seed in random]
+        paired = list(_paired(groups, strategy, round_).values())
         delta = aggregate(paired) if strategy != "random" and paired else None
         points.append(CurvePoint(strategy, round_, float(np.mean([r.counts["annotated"] for r in recs])),
                                  aggregate(minutes), aggregate([_dice(r) for r in recs]), delta,
@@ -94,15 +99,13 @@ def pooled_delta(records: Sequence[RoundRecord], strategy: str) -> tuple[list[in
     """``strategy`` − random over every round after 0 that all seeds have: each seed's paired Δ averaged over
     those rounds, then mean ± std over seeds. The rounds of one seed build on each other, so the seeds, not
     the rounds, are the independent samples. ``None`` before any such round."""
-    groups = {key: {r.seed: r for r in recs} for key, recs in by_strategy_round(records).items()}
-    seeds = sorted(groups.get((strategy, 1), {}))
-    rounds = [r for (s, r) in groups if s == strategy and r > 0
-              and all(seed in groups[(s, r)] and seed in groups.get(("random", r), {}) for seed in seeds)]
+    groups = by_strategy_round(records)
+    seeds = [r.seed for r in groups.get((strategy, 1), [])]
+    paired = {r: _paired(groups, strategy, r) for (s, r) in groups if s == strategy and r > 0}
+    rounds = [r for r, by_seed in paired.items() if all(seed in by_seed for seed in seeds)]
     if not seeds or not rounds:
         return None
-    per_seed = [float(np.mean([_dice(groups[(strategy, r)][seed]) - _dice(groups[("random", r)][seed])
-                               for r in rounds])) for seed in seeds]
-    return rounds, aggregate(per_seed)
+    return rounds, aggregate([float(np.mean([paired[r][seed] for r in rounds])) for seed in seeds])
 
 
 def pooled_lines(records: Sequence[RoundRecord]) -> list[str]:
